@@ -1,0 +1,1 @@
+//! End-to-end tests of latch live in `tests/`; this library is their shared harness.
