@@ -37,8 +37,9 @@ pub use group::{
 pub use ids::{CredentialId, GroupId, RefreshTokenId, UserId, random_hex_id};
 pub use local::is_local_address;
 pub use refresh_token::{
-    ACCESS_TOKEN_EXPIRATION, REFRESH_TOKEN_EXPIRATION, RefreshToken, TokenType,
-    UnknownTokenType,
+    ACCESS_TOKEN_EXPIRATION, REFRESH_TOKEN_EXPIRATION, RefreshToken, TokenType, UnknownTokenType,
 };
 pub use secret::Secret;
 pub use user::User;
+
+pub use permissions::{PermissionKey, Permissions, Policy};

@@ -74,6 +74,9 @@ mod tests {
         assert!(u.is_admin());
         let mut owner = User::new(None);
         owner.is_owner = true;
-        assert!(owner.is_admin(), "owner is admin even without groups or activity");
+        assert!(
+            owner.is_admin(),
+            "owner is admin even without groups or activity"
+        );
     }
 }
