@@ -1,0 +1,840 @@
+//! Login flows (reference §4) and MFA setup flows, as the manager runs them.
+//!
+//! A login flow starts at a provider's `init` step. When the provider is satisfied its
+//! data becomes credentials; a user with enabled MFA modules then picks one
+//! (`select_mfa_module`, only with more than one) and answers its `mfa` step within
+//! 5 minutes of the flow's creation and within the module's retry limit. The finished
+//! flow issues a refresh token and an access token for the flow's client id.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use latch_models::{Credentials, RefreshTokenId, Secret, User, UserId};
+use latch_provider::{
+    AbortReason, AuthProvider, ErrorKey, FlowContext, FlowId, Form, FormField, LoginStep,
+    MfaModule, MfaSetupFlow, SetupStep,
+};
+use latch_token::NewRefreshToken;
+use parking_lot::Mutex;
+use serde_json::{Map, Value};
+
+use crate::error::AuthError;
+use crate::events::AuthEvent;
+use crate::manager::{AccessToken, AuthManager};
+use crate::throttle::Verdict;
+
+/// MFA must be answered within this long of the flow's creation.
+pub const MFA_SESSION_EXPIRATION: TimeDelta = TimeDelta::minutes(5);
+
+/// Which provider runs a flow: `(type, id)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowHandler {
+    /// Provider type.
+    pub provider_type: String,
+    /// Provider id (`None` for the default instance).
+    pub provider_id: Option<String>,
+}
+
+/// Tokens issued by a finished login flow.
+#[derive(Clone, PartialEq)]
+pub struct IssuedTokens {
+    /// Who logged in.
+    pub user_id: UserId,
+    /// The new refresh token's id.
+    pub refresh_token_id: RefreshTokenId,
+    /// The new refresh token string (shown once to the client).
+    pub refresh_token: Secret,
+    /// The first access token.
+    pub access_token: AccessToken,
+}
+
+impl fmt::Debug for IssuedTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedTokens")
+            .field("user_id", &self.user_id)
+            .field("refresh_token_id", &self.refresh_token_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a login flow stands after a step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FlowOutcome {
+    /// Show this form and continue the flow with its input.
+    Form {
+        /// The flow.
+        flow_id: FlowId,
+        /// Its provider.
+        handler: FlowHandler,
+        /// The form.
+        form: Form,
+    },
+    /// The flow ended without a login.
+    Abort {
+        /// The flow.
+        flow_id: FlowId,
+        /// Its provider.
+        handler: FlowHandler,
+        /// Why.
+        reason: AbortReason,
+    },
+    /// The flow ended with a login.
+    Done {
+        /// The flow.
+        flow_id: FlowId,
+        /// Its provider.
+        handler: FlowHandler,
+        /// The tokens.
+        tokens: IssuedTokens,
+    },
+}
+
+/// Where an MFA setup flow stands after a step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SetupOutcome {
+    /// Show this form and continue with its input.
+    Form {
+        /// The flow.
+        flow_id: FlowId,
+        /// The form (for TOTP: the secret, URI and QR code as placeholders).
+        form: Form,
+    },
+    /// The flow ended without a setup.
+    Abort {
+        /// The flow.
+        flow_id: FlowId,
+        /// Why.
+        reason: AbortReason,
+    },
+    /// Set up. Recovery codes are shown this once.
+    Done {
+        /// The flow.
+        flow_id: FlowId,
+        /// One-time recovery codes.
+        recovery_codes: Vec<String>,
+    },
+}
+
+enum Stage {
+    Provider {
+        step_id: String,
+    },
+    SelectMfa {
+        user: User,
+        credentials: Credentials,
+    },
+    Mfa {
+        user: User,
+        credentials: Credentials,
+        module: Arc<dyn MfaModule>,
+        invalid: u32,
+    },
+}
+
+pub(crate) struct LoginFlow {
+    provider: Arc<dyn AuthProvider>,
+    ctx: FlowContext,
+    created_at: DateTime<Utc>,
+    stage: Stage,
+    form: Form,
+    username: Option<String>,
+}
+
+pub(crate) struct SetupFlowEntry {
+    user_id: UserId,
+    flow: Box<dyn MfaSetupFlow>,
+}
+
+struct Slot<T> {
+    created_at: DateTime<Utc>,
+    value: Arc<tokio::sync::Mutex<T>>,
+}
+
+/// The flows in progress, bounded in age and number.
+pub(crate) struct FlowTable {
+    ttl: TimeDelta,
+    max: usize,
+    login: Mutex<HashMap<FlowId, Slot<LoginFlow>>>,
+    setup: Mutex<HashMap<FlowId, Slot<SetupFlowEntry>>>,
+}
+
+impl FlowTable {
+    pub(crate) fn new(ttl: TimeDelta, max: usize) -> Self {
+        Self {
+            ttl,
+            max: max.max(1),
+            login: Mutex::new(HashMap::new()),
+            setup: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn insert<T>(
+        map: &Mutex<HashMap<FlowId, Slot<T>>>,
+        ttl: TimeDelta,
+        max: usize,
+        now: DateTime<Utc>,
+        value: T,
+    ) -> (FlowId, Arc<tokio::sync::Mutex<T>>) {
+        let mut map = map.lock();
+        map.retain(|_, s| s.created_at + ttl > now);
+        while map.len() >= max {
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, s)| s.created_at)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => map.remove(&k),
+                None => break,
+            };
+        }
+        let id = FlowId::random();
+        let value = Arc::new(tokio::sync::Mutex::new(value));
+        map.insert(
+            id.clone(),
+            Slot {
+                created_at: now,
+                value: Arc::clone(&value),
+            },
+        );
+        (id, value)
+    }
+
+    fn get<T>(
+        map: &Mutex<HashMap<FlowId, Slot<T>>>,
+        ttl: TimeDelta,
+        now: DateTime<Utc>,
+        id: &str,
+    ) -> Option<Arc<tokio::sync::Mutex<T>>> {
+        let mut map = map.lock();
+        let id = FlowId::from(id);
+        let expired = map.get(&id).is_some_and(|s| s.created_at + ttl <= now);
+        if expired {
+            map.remove(&id);
+            return None;
+        }
+        map.get(&id).map(|s| Arc::clone(&s.value))
+    }
+
+    /// Number of login flows in progress.
+    pub(crate) fn login_count(&self) -> usize {
+        self.login.lock().len()
+    }
+}
+
+fn handler_of(provider: &dyn AuthProvider) -> FlowHandler {
+    FlowHandler {
+        provider_type: provider.provider_type().to_owned(),
+        provider_id: provider.id().map(str::to_owned),
+    }
+}
+
+fn mfa_form(module: &dyn MfaModule) -> Form {
+    Form::new("mfa", module.input_fields())
+        .with_placeholder("mfa_module_name", module.name())
+        .with_placeholder("mfa_module_id", module.id())
+}
+
+fn select_form(modules: &[Arc<dyn MfaModule>]) -> Form {
+    Form::new(
+        "select_mfa_module",
+        vec![FormField::select(
+            "multi_factor_auth_module",
+            modules
+                .iter()
+                .map(|m| (m.id().to_owned(), m.name().to_owned()))
+                .collect(),
+        )],
+    )
+}
+
+impl AuthManager {
+    /// Number of login flows in progress.
+    #[must_use]
+    pub fn login_flows_in_progress(&self) -> usize {
+        self.inner.flows.login_count()
+    }
+
+    /// The MFA modules `user_id` has set up, in configuration order.
+    #[must_use]
+    pub fn enabled_mfa(&self, user_id: &UserId) -> Vec<Arc<dyn MfaModule>> {
+        self.inner
+            .mfa_modules
+            .iter()
+            .filter(|m| m.is_user_setup(user_id))
+            .cloned()
+            .collect()
+    }
+
+    /// Starts a login flow with the provider `(provider_type, provider_id)` and runs its
+    /// first step. `ctx.client_id` is required: the finished flow issues tokens for it.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidHandler`] for an unknown provider or one that refuses to start
+    /// here (one answer for both); [`AuthError::InvalidRequest`] without a client id.
+    pub async fn start_login_flow(
+        &self,
+        provider_type: &str,
+        provider_id: Option<&str>,
+        ctx: FlowContext,
+    ) -> Result<FlowOutcome, AuthError> {
+        if ctx.client_id.as_deref().is_none_or(str::is_empty) {
+            return Err(AuthError::InvalidRequest("a client id is required".into()));
+        }
+        let provider = self
+            .provider(provider_type, provider_id)
+            .filter(|p| p.can_start_login(&ctx))
+            .ok_or(AuthError::InvalidHandler)?;
+        let step = provider
+            .login_step("init", None, &ctx, &self.inner.dir)
+            .await?;
+        let now = self.now();
+        let flow = LoginFlow {
+            provider: Arc::clone(&provider),
+            ctx,
+            created_at: now,
+            stage: Stage::Provider {
+                step_id: "init".into(),
+            },
+            form: Form::default(),
+            username: None,
+        };
+        let (flow_id, slot) = FlowTable::insert(
+            &self.inner.flows.login,
+            self.inner.flows.ttl,
+            self.inner.flows.max,
+            now,
+            flow,
+        );
+        let mut flow = slot.lock().await;
+        let outcome = self.after_provider_step(&flow_id, &mut flow, step).await;
+        self.finish_outcome(&flow_id, outcome)
+    }
+
+    /// Continues a login flow with the input for its current form. `remote_ip` must be
+    /// the address the flow started from.
+    ///
+    /// # Errors
+    /// [`AuthError::FlowNotFound`], [`AuthError::FlowBusy`], [`AuthError::IpChanged`],
+    /// [`AuthError::InputMalformed`] (the flow stays as it was).
+    pub async fn continue_login_flow(
+        &self,
+        flow_id: &str,
+        input: Map<String, Value>,
+        remote_ip: Option<IpAddr>,
+    ) -> Result<FlowOutcome, AuthError> {
+        let now = self.now();
+        let slot = FlowTable::get(&self.inner.flows.login, self.inner.flows.ttl, now, flow_id)
+            .ok_or(AuthError::FlowNotFound)?;
+        let mut flow = slot.try_lock().map_err(|_| AuthError::FlowBusy)?;
+        let flow_id = FlowId::from(flow_id);
+        if flow.ctx.ip_address != remote_ip {
+            return Err(AuthError::IpChanged);
+        }
+        if !flow.form.accepts(&input) {
+            return Err(AuthError::InputMalformed);
+        }
+        let outcome = self.run_step(&flow_id, &mut flow, input).await;
+        self.finish_outcome(&flow_id, outcome)
+    }
+
+    /// Aborts a login flow.
+    ///
+    /// # Errors
+    /// [`AuthError::FlowNotFound`].
+    pub fn abort_login_flow(&self, flow_id: &str) -> Result<(), AuthError> {
+        self.inner
+            .flows
+            .login
+            .lock()
+            .remove(&FlowId::from(flow_id))
+            .map(|_| ())
+            .ok_or(AuthError::FlowNotFound)
+    }
+
+    /// Removes a finished or aborted flow from the table.
+    fn finish_outcome(
+        &self,
+        flow_id: &FlowId,
+        outcome: Result<FlowOutcome, AuthError>,
+    ) -> Result<FlowOutcome, AuthError> {
+        let terminal = !matches!(outcome, Ok(FlowOutcome::Form { .. }))
+            && !matches!(
+                outcome,
+                Err(AuthError::InputMalformed | AuthError::IpChanged)
+            );
+        if terminal {
+            self.inner.flows.login.lock().remove(flow_id);
+        }
+        outcome
+    }
+
+    async fn run_step(
+        &self,
+        flow_id: &FlowId,
+        flow: &mut LoginFlow,
+        input: Map<String, Value>,
+    ) -> Result<FlowOutcome, AuthError> {
+        let handler = handler_of(flow.provider.as_ref());
+        let source = flow.ctx.ip_address;
+        if let Stage::Provider { .. } = flow.stage {
+            flow.username = input
+                .get("username")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+        // Throttle every attempt that checks a secret.
+        if !matches!(flow.stage, Stage::SelectMfa { .. }) {
+            let verdict =
+                self.inner
+                    .throttle
+                    .lock()
+                    .check(flow.username.as_deref(), source, self.now());
+            match verdict {
+                Verdict::Allow => {}
+                Verdict::Delay(d) => tokio::time::sleep(d).await,
+                Verdict::Refuse { until, key } => {
+                    tracing::warn!(%key, %until, "login refused: locked out");
+                    self.fire(AuthEvent::LoginFailed {
+                        username: flow.username.clone(),
+                        provider_type: handler.provider_type.clone(),
+                        source,
+                        reason: "too_many_attempts".into(),
+                    });
+                    return Ok(FlowOutcome::Abort {
+                        flow_id: flow_id.clone(),
+                        handler,
+                        reason: AbortReason::TooManyAttempts,
+                    });
+                }
+            }
+        }
+        match std::mem::replace(
+            &mut flow.stage,
+            Stage::Provider {
+                step_id: String::new(),
+            },
+        ) {
+            Stage::Provider { step_id } => {
+                flow.stage = Stage::Provider {
+                    step_id: step_id.clone(),
+                };
+                let provider = Arc::clone(&flow.provider);
+                let step = provider
+                    .login_step(&step_id, Some(&input), &flow.ctx, &self.inner.dir)
+                    .await?;
+                self.after_provider_step(flow_id, flow, step).await
+            }
+            Stage::SelectMfa { user, credentials } => {
+                let modules = self.enabled_mfa(&user.id);
+                let chosen = input
+                    .get("multi_factor_auth_module")
+                    .and_then(Value::as_str)
+                    .and_then(|id| modules.iter().find(|m| m.id() == id).cloned());
+                if let Some(module) = chosen {
+                    flow.form = mfa_form(module.as_ref());
+                    flow.stage = Stage::Mfa {
+                        user,
+                        credentials,
+                        module,
+                        invalid: 0,
+                    };
+                } else {
+                    flow.form = select_form(&modules).with_error(ErrorKey::InvalidAuthModule);
+                    flow.stage = Stage::SelectMfa { user, credentials };
+                }
+                Ok(FlowOutcome::Form {
+                    flow_id: flow_id.clone(),
+                    handler,
+                    form: flow.form.clone(),
+                })
+            }
+            Stage::Mfa {
+                user,
+                credentials,
+                module,
+                invalid,
+            } => {
+                self.mfa_step(flow_id, flow, user, credentials, module, invalid, input)
+                    .await
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn mfa_step(
+        &self,
+        flow_id: &FlowId,
+        flow: &mut LoginFlow,
+        user: User,
+        credentials: Credentials,
+        module: Arc<dyn MfaModule>,
+        mut invalid: u32,
+        input: Map<String, Value>,
+    ) -> Result<FlowOutcome, AuthError> {
+        let handler = handler_of(flow.provider.as_ref());
+        let source = flow.ctx.ip_address;
+        if self.now() > flow.created_at + MFA_SESSION_EXPIRATION {
+            self.fire(AuthEvent::LoginFailed {
+                username: flow.username.clone(),
+                provider_type: handler.provider_type.clone(),
+                source,
+                reason: "login_expired".into(),
+            });
+            return Ok(FlowOutcome::Abort {
+                flow_id: flow_id.clone(),
+                handler,
+                reason: AbortReason::LoginExpired,
+            });
+        }
+        if !self.mfa_module_still_enabled(&module, &user) {
+            let modules = self.enabled_mfa(&user.id);
+            flow.form = select_form(&modules).with_error(ErrorKey::InvalidAuthModule);
+            flow.stage = Stage::SelectMfa { user, credentials };
+            return Ok(FlowOutcome::Form {
+                flow_id: flow_id.clone(),
+                handler,
+                form: flow.form.clone(),
+            });
+        }
+        if module.validate(&user.id, &input).await? {
+            return self.finish_login(flow_id, flow, credentials).await;
+        }
+        invalid += 1;
+        self.record_login_failure(flow, "invalid_code");
+        if invalid >= module.max_retry() && module.max_retry() > 0 {
+            self.fire(AuthEvent::LoginFailed {
+                username: flow.username.clone(),
+                provider_type: handler.provider_type.clone(),
+                source,
+                reason: "too_many_retry".into(),
+            });
+            return Ok(FlowOutcome::Abort {
+                flow_id: flow_id.clone(),
+                handler,
+                reason: AbortReason::TooManyRetry,
+            });
+        }
+        flow.form = mfa_form(module.as_ref()).with_error(ErrorKey::InvalidCode);
+        flow.stage = Stage::Mfa {
+            user,
+            credentials,
+            module,
+            invalid,
+        };
+        Ok(FlowOutcome::Form {
+            flow_id: flow_id.clone(),
+            handler,
+            form: flow.form.clone(),
+        })
+    }
+
+    fn mfa_module_still_enabled(&self, module: &Arc<dyn MfaModule>, user: &User) -> bool {
+        self.mfa_module(module.id()).is_some() && module.is_user_setup(&user.id)
+    }
+
+    /// Counts a failed secret against the flow's username and source, firing
+    /// `login_failed` and any `lockout_started`.
+    fn record_login_failure(&self, flow: &LoginFlow, reason: &str) {
+        let source = flow.ctx.ip_address;
+        let locked =
+            self.inner
+                .throttle
+                .lock()
+                .record_failure(flow.username.as_deref(), source, self.now());
+        tracing::warn!(
+            provider = flow.provider.provider_type(),
+            source = ?source,
+            reason,
+            "login failed"
+        );
+        self.fire(AuthEvent::LoginFailed {
+            username: flow.username.clone(),
+            provider_type: flow.provider.provider_type().to_owned(),
+            source,
+            reason: reason.to_owned(),
+        });
+        for (key, until) in locked {
+            tracing::warn!(%key, %until, "lockout started");
+            self.fire(AuthEvent::LockoutStarted { key, until });
+        }
+    }
+
+    async fn after_provider_step(
+        &self,
+        flow_id: &FlowId,
+        flow: &mut LoginFlow,
+        step: LoginStep,
+    ) -> Result<FlowOutcome, AuthError> {
+        let handler = handler_of(flow.provider.as_ref());
+        match step {
+            LoginStep::Form(form) => {
+                if let Some(key) = form.base_error()
+                    && (key == ErrorKey::InvalidAuth.as_str()
+                        || key == ErrorKey::InvalidCode.as_str())
+                {
+                    self.record_login_failure(flow, key);
+                }
+                flow.stage = Stage::Provider {
+                    step_id: form.step_id.clone(),
+                };
+                flow.form = form.clone();
+                Ok(FlowOutcome::Form {
+                    flow_id: flow_id.clone(),
+                    handler,
+                    form,
+                })
+            }
+            LoginStep::Abort(reason) => Ok(FlowOutcome::Abort {
+                flow_id: flow_id.clone(),
+                handler,
+                reason,
+            }),
+            LoginStep::Done(data) => {
+                let credentials = flow
+                    .provider
+                    .get_or_create_credentials(&data, &self.inner.dir)?;
+                if flow.provider.supports_mfa()
+                    && !credentials.is_new
+                    && let Some(user) = credentials
+                        .user_id
+                        .as_ref()
+                        .and_then(|id| self.user(id.as_str()))
+                {
+                    let modules = self.enabled_mfa(&user.id);
+                    match modules.as_slice() {
+                        [] => {}
+                        [only] => {
+                            flow.form = mfa_form(only.as_ref());
+                            flow.stage = Stage::Mfa {
+                                user,
+                                credentials,
+                                module: Arc::clone(only),
+                                invalid: 0,
+                            };
+                            return Ok(FlowOutcome::Form {
+                                flow_id: flow_id.clone(),
+                                handler,
+                                form: flow.form.clone(),
+                            });
+                        }
+                        several => {
+                            flow.form = select_form(several);
+                            flow.stage = Stage::SelectMfa { user, credentials };
+                            return Ok(FlowOutcome::Form {
+                                flow_id: flow_id.clone(),
+                                handler,
+                                form: flow.form.clone(),
+                            });
+                        }
+                    }
+                }
+                self.finish_login(flow_id, flow, credentials).await
+            }
+        }
+    }
+
+    async fn finish_login(
+        &self,
+        flow_id: &FlowId,
+        flow: &mut LoginFlow,
+        credentials: Credentials,
+    ) -> Result<FlowOutcome, AuthError> {
+        let handler = handler_of(flow.provider.as_ref());
+        let source = flow.ctx.ip_address;
+        let (user, credentials) = self
+            .get_or_create_user(flow.provider.as_ref(), credentials)
+            .await?;
+        if let Some(reason) = Self::user_not_allowed(&user, source) {
+            tracing::warn!(user_id = %user.id, source = ?source, reason, "login blocked");
+            self.fire(AuthEvent::LoginFailed {
+                username: flow.username.clone(),
+                provider_type: handler.provider_type.clone(),
+                source,
+                reason: format!("login blocked: {reason}"),
+            });
+            return Ok(FlowOutcome::Abort {
+                flow_id: flow_id.clone(),
+                handler,
+                reason: AbortReason::LoginBlocked,
+            });
+        }
+        let client_id = flow.ctx.client_id.clone().unwrap_or_default();
+        let refresh = self
+            .create_refresh_token(
+                user.id.as_str(),
+                NewRefreshToken::normal(client_id, Some(credentials.id.clone())),
+            )
+            .await?;
+        let access = self.create_access_token(refresh.id.as_str(), source)?;
+        self.inner
+            .throttle
+            .lock()
+            .record_success(flow.username.as_deref());
+        tracing::info!(user_id = %user.id, provider = %handler.provider_type, source = ?source, "login succeeded");
+        self.fire(AuthEvent::LoginSucceeded {
+            user_id: user.id.clone(),
+            provider_type: handler.provider_type.clone(),
+            source,
+        });
+        Ok(FlowOutcome::Done {
+            flow_id: flow_id.clone(),
+            handler,
+            tokens: IssuedTokens {
+                user_id: user.id,
+                refresh_token_id: refresh.id.clone(),
+                refresh_token: refresh.token.clone(),
+                access_token: access,
+            },
+        })
+    }
+
+    // ----- MFA setup -----
+
+    /// Starts setting up MFA module `module_id` for `user_id` and runs its first step.
+    ///
+    /// # Errors
+    /// [`AuthError::UserNotFound`], [`AuthError::SystemUser`],
+    /// [`AuthError::MfaModuleNotFound`], the module's refusal.
+    pub async fn start_mfa_setup(
+        &self,
+        user_id: &str,
+        module_id: &str,
+    ) -> Result<SetupOutcome, AuthError> {
+        let user = self.user(user_id).ok_or(AuthError::UserNotFound)?;
+        if user.system_generated {
+            return Err(AuthError::SystemUser("system users cannot set up mfa"));
+        }
+        let module = self
+            .mfa_module(module_id)
+            .ok_or_else(|| AuthError::MfaModuleNotFound(module_id.to_owned()))?;
+        let flow = module.setup_flow(&user)?;
+        let (flow_id, slot) = FlowTable::insert(
+            &self.inner.flows.setup,
+            self.inner.flows.ttl,
+            self.inner.flows.max,
+            self.now(),
+            SetupFlowEntry {
+                user_id: user.id.clone(),
+                flow,
+            },
+        );
+        let mut entry = slot.lock().await;
+        let step = entry.flow.step(None).await;
+        drop(entry);
+        self.setup_outcome(flow_id, step)
+    }
+
+    /// Continues an MFA setup flow. With `user_id`, the flow must have been started for
+    /// that user (unlike Home Assistant, which does not check).
+    ///
+    /// # Errors
+    /// [`AuthError::FlowNotFound`] (also for another user's flow), [`AuthError::FlowBusy`].
+    pub async fn continue_mfa_setup(
+        &self,
+        flow_id: &str,
+        user_id: Option<&str>,
+        input: Map<String, Value>,
+    ) -> Result<SetupOutcome, AuthError> {
+        let slot = FlowTable::get(
+            &self.inner.flows.setup,
+            self.inner.flows.ttl,
+            self.now(),
+            flow_id,
+        )
+        .ok_or(AuthError::FlowNotFound)?;
+        let mut entry = slot.try_lock().map_err(|_| AuthError::FlowBusy)?;
+        if user_id.is_some_and(|u| entry.user_id.as_str() != u) {
+            return Err(AuthError::FlowNotFound);
+        }
+        let step = entry.flow.step(Some(&input)).await;
+        drop(entry);
+        self.setup_outcome(FlowId::from(flow_id), step)
+    }
+
+    fn setup_outcome(
+        &self,
+        flow_id: FlowId,
+        step: Result<SetupStep, latch_provider::ProviderError>,
+    ) -> Result<SetupOutcome, AuthError> {
+        let outcome = match step {
+            Ok(SetupStep::Form(form)) => {
+                return Ok(SetupOutcome::Form { flow_id, form });
+            }
+            Ok(SetupStep::Abort(reason)) => Ok(SetupOutcome::Abort {
+                flow_id: flow_id.clone(),
+                reason,
+            }),
+            Ok(SetupStep::Done { recovery_codes }) => Ok(SetupOutcome::Done {
+                flow_id: flow_id.clone(),
+                recovery_codes,
+            }),
+            Err(e) => Err(e.into()),
+        };
+        self.inner.flows.setup.lock().remove(&flow_id);
+        outcome
+    }
+
+    /// Aborts an MFA setup flow.
+    ///
+    /// # Errors
+    /// [`AuthError::FlowNotFound`].
+    pub fn abort_mfa_setup(&self, flow_id: &str) -> Result<(), AuthError> {
+        self.inner
+            .flows
+            .setup
+            .lock()
+            .remove(&FlowId::from(flow_id))
+            .map(|_| ())
+            .ok_or(AuthError::FlowNotFound)
+    }
+
+    /// Disables MFA module `module_id` for `user_id`. Disabling a module the user never
+    /// set up succeeds.
+    ///
+    /// # Errors
+    /// [`AuthError::UserNotFound`], [`AuthError::SystemUser`],
+    /// [`AuthError::MfaModuleNotFound`].
+    pub async fn disable_mfa(&self, user_id: &str, module_id: &str) -> Result<(), AuthError> {
+        let user = self.user(user_id).ok_or(AuthError::UserNotFound)?;
+        if user.system_generated {
+            return Err(AuthError::SystemUser("system users cannot disable mfa"));
+        }
+        let module = self
+            .mfa_module(module_id)
+            .ok_or_else(|| AuthError::MfaModuleNotFound(module_id.to_owned()))?;
+        module.depose_user(&user.id).await?;
+        tracing::info!(user_id, module_id, "mfa disabled");
+        Ok(())
+    }
+
+    /// Issues a new set of recovery codes for `user_id` with `module_id`, invalidating
+    /// the old set.
+    ///
+    /// # Errors
+    /// As [`AuthManager::disable_mfa`]; [`AuthError::InvalidRequest`] if the user has
+    /// not set the module up or it has no recovery codes.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        user_id: &str,
+        module_id: &str,
+    ) -> Result<Vec<String>, AuthError> {
+        let user = self.user(user_id).ok_or(AuthError::UserNotFound)?;
+        let module = self
+            .mfa_module(module_id)
+            .ok_or_else(|| AuthError::MfaModuleNotFound(module_id.to_owned()))?;
+        if !module.is_user_setup(&user.id) {
+            return Err(AuthError::InvalidRequest(format!(
+                "mfa module {module_id} is not set up for this user"
+            )));
+        }
+        module
+            .regenerate_recovery_codes(&user.id)
+            .await?
+            .ok_or_else(|| {
+                AuthError::InvalidRequest(format!("mfa module {module_id} has no recovery codes"))
+            })
+    }
+}

@@ -1,0 +1,511 @@
+//! Brute-force throttling, beyond Home Assistant: failed logins are counted per username
+//! and per source address inside a sliding window; past a threshold each further attempt
+//! waits a growing delay, and past a second threshold attempts are refused until the
+//! lockout expires. Lockouts always expire; sources in the allow-list are never throttled.
+//!
+//! Pure logic on an injected `now`; the manager does the waiting.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Throttling settings. The defaults suit a household: five free mistakes, then
+/// 1 s, 2 s, 4 s, 8 s… (capped at 10 s) before each attempt, and after ten failures in
+/// 15 minutes a 15-minute lockout.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// Turns throttling on or off.
+    pub enabled: bool,
+    /// Failures older than this are forgotten (seconds).
+    pub window_secs: u64,
+    /// Failures allowed inside the window before attempts are delayed.
+    pub delay_after: u32,
+    /// First delay (milliseconds); it doubles with every further failure.
+    pub base_delay_ms: u64,
+    /// Longest delay (milliseconds).
+    pub max_delay_ms: u64,
+    /// Failures inside the window that lock the username or source out.
+    pub lockout_after: u32,
+    /// How long a lockout lasts (seconds).
+    pub lockout_secs: u64,
+    /// Sources never throttled (CIDRs), e.g. the household LAN.
+    pub allow: Vec<IpNet>,
+    /// At most this many usernames and sources are tracked; the least recently failed
+    /// are forgotten first, so a flood of random names cannot exhaust memory.
+    pub max_tracked: usize,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window_secs: 15 * 60,
+            delay_after: 5,
+            base_delay_ms: 1_000,
+            max_delay_ms: 10_000,
+            lockout_after: 10,
+            lockout_secs: 15 * 60,
+            allow: Vec::new(),
+            max_tracked: 100_000,
+        }
+    }
+}
+
+/// What is being throttled.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ThrottleKey {
+    /// A username as typed, trimmed and lower-cased.
+    Username(String),
+    /// A source address.
+    Source(IpAddr),
+}
+
+impl ThrottleKey {
+    /// A username key; the name is trimmed and lower-cased so case games do not help.
+    #[must_use]
+    pub fn username(name: &str) -> Self {
+        Self::Username(name.trim().to_lowercase())
+    }
+
+    /// Parses `user:NAME` or `source:ADDR` (the form [`fmt::Display`] writes).
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        if let Some(name) = s.strip_prefix("user:") {
+            Some(Self::username(name))
+        } else if let Some(addr) = s.strip_prefix("source:") {
+            addr.parse().ok().map(Self::Source)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for ThrottleKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Username(u) => write!(f, "user:{u}"),
+            Self::Source(ip) => write!(f, "source:{ip}"),
+        }
+    }
+}
+
+/// The decision for one attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go ahead.
+    Allow,
+    /// Go ahead after waiting this long.
+    Delay(Duration),
+    /// Refused until this time.
+    Refuse {
+        /// When the lockout ends.
+        until: DateTime<Utc>,
+        /// Which key is locked.
+        key: ThrottleKey,
+    },
+}
+
+/// A tracked key, as listed to an operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lockout {
+    /// The username or source.
+    pub key: ThrottleKey,
+    /// Failures inside the window.
+    pub failures: u32,
+    /// Set while locked out.
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    failures: VecDeque<DateTime<Utc>>,
+    locked_until: Option<DateTime<Utc>>,
+    last_failure: Option<DateTime<Utc>>,
+}
+
+/// The throttle's state. Not synchronised: the manager keeps it behind a mutex.
+#[derive(Debug)]
+pub struct Throttle {
+    config: ThrottleConfig,
+    entries: HashMap<ThrottleKey, Entry>,
+}
+
+impl Throttle {
+    /// A throttle with no history.
+    #[must_use]
+    pub fn new(config: ThrottleConfig) -> Self {
+        Self {
+            config,
+            entries: HashMap::new(),
+        }
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn config(&self) -> &ThrottleConfig {
+        &self.config
+    }
+
+    fn window(&self) -> TimeDelta {
+        TimeDelta::seconds(i64::try_from(self.config.window_secs).unwrap_or(i64::MAX / 2_000))
+    }
+
+    fn exempt(&self, source: Option<IpAddr>) -> bool {
+        !self.config.enabled
+            || source.is_some_and(|ip| {
+                let ip = canonical(ip);
+                self.config.allow.iter().any(|n| n.contains(&ip))
+            })
+    }
+
+    fn keys(username: Option<&str>, source: Option<IpAddr>) -> Vec<ThrottleKey> {
+        let mut keys = Vec::with_capacity(2);
+        if let Some(u) = username.filter(|u| !u.trim().is_empty()) {
+            keys.push(ThrottleKey::username(u));
+        }
+        if let Some(ip) = source {
+            keys.push(ThrottleKey::Source(canonical(ip)));
+        }
+        keys
+    }
+
+    /// Decides whether an attempt for `username` from `source` may proceed now.
+    #[must_use]
+    pub fn check(
+        &mut self,
+        username: Option<&str>,
+        source: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Verdict {
+        if self.exempt(source) {
+            return Verdict::Allow;
+        }
+        let window = self.window();
+        let mut worst = Verdict::Allow;
+        for key in Self::keys(username, source) {
+            let Some(entry) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            prune(entry, now, window);
+            if let Some(until) = entry.locked_until {
+                if until > now {
+                    return Verdict::Refuse { until, key };
+                }
+                entry.locked_until = None;
+            }
+            let n = u32::try_from(entry.failures.len()).unwrap_or(u32::MAX);
+            if n >= self.config.delay_after {
+                let d = self.delay_for(n);
+                if let Verdict::Delay(cur) = worst {
+                    worst = Verdict::Delay(cur.max(d));
+                } else {
+                    worst = Verdict::Delay(d);
+                }
+            }
+        }
+        worst
+    }
+
+    fn delay_for(&self, failures: u32) -> Duration {
+        let steps = failures.saturating_sub(self.config.delay_after).min(30);
+        let ms = self
+            .config
+            .base_delay_ms
+            .saturating_mul(1u64 << steps)
+            .min(self.config.max_delay_ms);
+        Duration::from_millis(ms)
+    }
+
+    /// Records a failed attempt. Returns the keys this failure locked out, with the end
+    /// of their lockout.
+    pub fn record_failure(
+        &mut self,
+        username: Option<&str>,
+        source: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Vec<(ThrottleKey, DateTime<Utc>)> {
+        if self.exempt(source) {
+            return Vec::new();
+        }
+        let window = self.window();
+        let lockout =
+            TimeDelta::seconds(i64::try_from(self.config.lockout_secs).unwrap_or(i64::MAX / 2_000));
+        let mut locked = Vec::new();
+        for key in Self::keys(username, source) {
+            if !self.entries.contains_key(&key) {
+                self.make_room(now);
+            }
+            let entry = self.entries.entry(key.clone()).or_default();
+            prune(entry, now, window);
+            entry.failures.push_back(now);
+            entry.last_failure = Some(now);
+            let n = u32::try_from(entry.failures.len()).unwrap_or(u32::MAX);
+            if n >= self.config.lockout_after && entry.locked_until.is_none_or(|u| u <= now) {
+                let until = now + lockout;
+                entry.locked_until = Some(until);
+                // A lockout starts a fresh count once it expires.
+                entry.failures.clear();
+                locked.push((key, until));
+            }
+        }
+        locked
+    }
+
+    /// Records a successful login: the username's history is forgotten (the source's is
+    /// not, so one good account cannot launder a source's failures).
+    pub fn record_success(&mut self, username: Option<&str>) {
+        if let Some(u) = username {
+            self.entries.remove(&ThrottleKey::username(u));
+        }
+    }
+
+    /// Every key with failures in the window or an active lockout.
+    #[must_use]
+    pub fn list(&mut self, now: DateTime<Utc>) -> Vec<Lockout> {
+        let window = self.window();
+        self.entries.retain(|_, e| {
+            prune(e, now, window);
+            !e.failures.is_empty() || e.locked_until.is_some_and(|u| u > now)
+        });
+        let mut out: Vec<Lockout> = self
+            .entries
+            .iter()
+            .map(|(k, e)| Lockout {
+                key: k.clone(),
+                failures: u32::try_from(e.failures.len()).unwrap_or(u32::MAX),
+                locked_until: e.locked_until.filter(|u| *u > now),
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+
+    /// Forgets a key's failures and lockout. Returns false if it was not tracked.
+    pub fn clear(&mut self, key: &ThrottleKey) -> bool {
+        self.entries.remove(key).is_some()
+    }
+
+    fn make_room(&mut self, now: DateTime<Utc>) {
+        if self.entries.len() < self.config.max_tracked.max(1) {
+            return;
+        }
+        let window = self.window();
+        self.entries.retain(|_, e| {
+            prune(e, now, window);
+            !e.failures.is_empty() || e.locked_until.is_some_and(|u| u > now)
+        });
+        while self.entries.len() >= self.config.max_tracked.max(1) {
+            let oldest = self
+                .entries
+                .iter()
+                .filter(|(_, e)| e.locked_until.is_none_or(|u| u <= now))
+                .min_by_key(|(_, e)| e.last_failure)
+                .or_else(|| self.entries.iter().min_by_key(|(_, e)| e.last_failure))
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => {
+                    self.entries.remove(&k);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+fn prune(entry: &mut Entry, now: DateTime<Utc>, window: TimeDelta) {
+    while entry.failures.front().is_some_and(|t| *t <= now - window) {
+        entry.failures.pop_front();
+    }
+}
+
+/// IPv4-mapped IPv6 addresses count as their IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000, 0).unwrap()
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    fn fail_n(th: &mut Throttle, n: u32, user: &str, src: &str, now: DateTime<Utc>) {
+        for _ in 0..n {
+            th.record_failure(Some(user), ip(src), now);
+        }
+    }
+
+    #[test]
+    fn first_failures_are_free_then_delays_grow() {
+        let mut th = Throttle::new(ThrottleConfig::default());
+        let now = t0();
+        fail_n(&mut th, 4, "bob", "10.0.0.1", now);
+        assert_eq!(th.check(Some("bob"), ip("10.0.0.1"), now), Verdict::Allow);
+        th.record_failure(Some("bob"), ip("10.0.0.1"), now);
+        assert_eq!(
+            th.check(Some("bob"), ip("10.0.0.1"), now),
+            Verdict::Delay(Duration::from_secs(1))
+        );
+        th.record_failure(Some("bob"), ip("10.0.0.1"), now);
+        assert_eq!(
+            th.check(Some("bob"), ip("10.0.0.1"), now),
+            Verdict::Delay(Duration::from_secs(2))
+        );
+        fail_n(&mut th, 2, "bob", "10.0.0.1", now);
+        assert_eq!(
+            th.check(Some("bob"), ip("10.0.0.1"), now),
+            Verdict::Delay(Duration::from_secs(8))
+        );
+        th.record_failure(Some("bob"), ip("10.0.0.1"), now);
+        assert_eq!(
+            th.check(Some("bob"), ip("10.0.0.1"), now),
+            Verdict::Delay(Duration::from_secs(10)),
+            "capped at max_delay"
+        );
+    }
+
+    #[test]
+    fn lockout_refuses_then_expires() {
+        let mut th = Throttle::new(ThrottleConfig::default());
+        let now = t0();
+        fail_n(&mut th, 9, "bob", "10.0.0.1", now);
+        let locked = th.record_failure(Some("bob"), ip("10.0.0.1"), now);
+        assert_eq!(locked.len(), 2, "both the username and the source lock");
+        let until = now + TimeDelta::minutes(15);
+        assert!(matches!(
+            th.check(Some("bob"), ip("10.0.0.9"), now),
+            Verdict::Refuse { until: u, key: ThrottleKey::Username(_) } if u == until
+        ));
+        assert!(matches!(
+            th.check(Some("alice"), ip("10.0.0.1"), now),
+            Verdict::Refuse {
+                key: ThrottleKey::Source(_),
+                ..
+            }
+        ));
+        let later = until + TimeDelta::seconds(1);
+        assert_eq!(th.check(Some("bob"), ip("10.0.0.1"), later), Verdict::Allow);
+    }
+
+    #[test]
+    fn failures_outside_the_window_are_forgotten() {
+        let mut th = Throttle::new(ThrottleConfig::default());
+        let now = t0();
+        fail_n(&mut th, 7, "bob", "10.0.0.1", now);
+        let later = now + TimeDelta::minutes(15);
+        assert_eq!(th.check(Some("bob"), ip("10.0.0.1"), later), Verdict::Allow);
+        assert!(th.list(later).is_empty());
+    }
+
+    #[test]
+    fn allow_listed_sources_are_exempt() {
+        let cfg = ThrottleConfig {
+            allow: vec!["192.168.0.0/16".parse().unwrap()],
+            ..ThrottleConfig::default()
+        };
+        let mut th = Throttle::new(cfg);
+        let now = t0();
+        fail_n(&mut th, 50, "bob", "192.168.1.2", now);
+        assert_eq!(
+            th.check(Some("bob"), ip("192.168.1.2"), now),
+            Verdict::Allow
+        );
+        assert_eq!(
+            th.check(Some("bob"), ip("::ffff:192.168.1.2"), now),
+            Verdict::Allow,
+            "a mapped address is its IPv4 address"
+        );
+        assert!(th.list(now).is_empty());
+    }
+
+    #[test]
+    fn usernames_are_case_and_space_insensitive() {
+        let mut th = Throttle::new(ThrottleConfig::default());
+        let now = t0();
+        for (i, name) in ["Bob", " bob", "BOB ", "bob"]
+            .iter()
+            .cycle()
+            .take(10)
+            .enumerate()
+        {
+            let src = format!("10.0.1.{i}");
+            th.record_failure(Some(name), ip(&src), now);
+        }
+        assert!(matches!(
+            th.check(Some("bOb"), ip("10.9.9.9"), now),
+            Verdict::Refuse { .. }
+        ));
+    }
+
+    #[test]
+    fn success_clears_the_username_only() {
+        let mut th = Throttle::new(ThrottleConfig::default());
+        let now = t0();
+        fail_n(&mut th, 6, "bob", "10.0.0.1", now);
+        th.record_success(Some("bob"));
+        assert!(matches!(
+            th.check(Some("bob"), ip("10.0.0.1"), now),
+            Verdict::Delay(_)
+        ));
+        assert_eq!(th.check(Some("bob"), ip("10.0.0.2"), now), Verdict::Allow);
+    }
+
+    #[test]
+    fn list_and_clear() {
+        let mut th = Throttle::new(ThrottleConfig::default());
+        let now = t0();
+        fail_n(&mut th, 10, "bob", "10.0.0.1", now);
+        let list = th.list(now);
+        assert_eq!(list.len(), 2);
+        assert!(list.iter().all(|l| l.locked_until.is_some()));
+        let key = ThrottleKey::parse("user:BOB").unwrap();
+        assert!(th.clear(&key));
+        assert!(!th.clear(&key));
+        assert_eq!(th.check(Some("bob"), ip("10.0.0.2"), now), Verdict::Allow);
+        assert_eq!(
+            ThrottleKey::parse("source:10.0.0.1").unwrap().to_string(),
+            "source:10.0.0.1"
+        );
+        assert!(ThrottleKey::parse("nonsense").is_none());
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let cfg = ThrottleConfig {
+            max_tracked: 100,
+            ..ThrottleConfig::default()
+        };
+        let mut th = Throttle::new(cfg);
+        let now = t0();
+        for i in 0..1_000 {
+            th.record_failure(Some(&format!("user{i}")), None, now);
+        }
+        assert!(th.list(now).len() <= 100);
+    }
+
+    #[test]
+    fn disabled_throttle_allows_everything() {
+        let mut th = Throttle::new(ThrottleConfig {
+            enabled: false,
+            ..ThrottleConfig::default()
+        });
+        let now = t0();
+        fail_n(&mut th, 100, "bob", "10.0.0.1", now);
+        assert_eq!(th.check(Some("bob"), ip("10.0.0.1"), now), Verdict::Allow);
+    }
+}

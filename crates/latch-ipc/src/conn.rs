@@ -1,0 +1,429 @@
+//! The machinery shared by authenticated connections on both sides: the split stream, the
+//! writer task, the typed receiver and the frame type the daemon sends.
+
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use interprocess::local_socket::tokio::Stream;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::frame::{FrameError, FrameReader, FrameWriter, WRITE_BATCH, decode, encode};
+
+/// What the daemon sends an authenticated client: responses and events in one stream.
+///
+/// The caller supplies `Resp` and `Ev`; a response carries whatever id the caller's
+/// protocol puts in it. Frozen wire format: `Response` = 0, `Event` = 1, `Lagged` = 2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerFrame<Resp, Ev> {
+    /// The answer to a request.
+    Response(Resp),
+    /// A broadcast event (only sent to connections that subscribed).
+    Event(Ev),
+    /// This subscriber fell behind and the given number of events were dropped for it.
+    Lagged(u64),
+}
+
+/// Why a message could not be sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The connection is closed.
+    #[error("the connection is closed")]
+    Closed,
+    /// The message could not be encoded or is over the frame limit.
+    #[error("cannot send: {0}")]
+    Frame(#[from] FrameError),
+}
+
+/// The stream of an authenticated connection, shared by its read and write halves, and
+/// the connection slot it occupies (released when both halves are gone). Dropping it
+/// cancels the connection's token, which ends the writer task.
+#[derive(Debug)]
+struct Shared {
+    stream: Stream,
+    _slot: Option<OwnedSemaphorePermit>,
+    _cancel_on_drop: DropGuard,
+}
+
+impl Shared {
+    /// Shuts the socket down in both directions, so that the peer sees the end at once
+    /// even while a half is still held somewhere. (Named pipes: nothing to do here; the
+    /// pipe closes with its last handle.)
+    fn shutdown(&self) {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsFd;
+            #[allow(irrefutable_let_patterns)]
+            if let Stream::UdSocket(socket) = &self.stream
+                && let Ok(fd) = socket.as_fd().try_clone_to_owned()
+            {
+                // shutdown(2) acts on the socket, not the descriptor: the duplicate is
+                // enough, and closing it leaves the original open.
+                let _ = std::os::unix::net::UnixStream::from(fd).shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// Read half of an authenticated connection.
+#[derive(Debug)]
+pub(crate) struct ReadHalf(Arc<Shared>);
+
+/// Write half of an authenticated connection.
+#[derive(Debug)]
+pub(crate) struct WriteHalf(Arc<Shared>);
+
+impl AsyncRead for ReadHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut stream: &Stream = &self.get_mut().0.stream;
+        Pin::new(&mut stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteHalf {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut stream: &Stream = &self.get_mut().0.stream;
+        Pin::new(&mut stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut stream: &Stream = &self.get_mut().0.stream;
+        Pin::new(&mut stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut stream: &Stream = &self.get_mut().0.stream;
+        Pin::new(&mut stream).poll_shutdown(cx)
+    }
+}
+
+/// A command for a connection's writer task.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// An encoded frame payload.
+    Frame(Bytes),
+    /// Start forwarding these broadcast events.
+    Subscribe(broadcast::Receiver<Bytes>),
+}
+
+/// The sending side of a connection: a bounded queue to its writer task.
+#[derive(Debug, Clone)]
+pub(crate) struct OutboundQueue {
+    tx: mpsc::Sender<Outgoing>,
+    cancel: CancellationToken,
+    max_frame: usize,
+}
+
+impl OutboundQueue {
+    pub(crate) fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// Encodes `message` and queues it (waiting while the queue is full).
+    pub(crate) async fn send<T: Serialize + ?Sized>(&self, message: &T) -> Result<(), SendError> {
+        let payload = encode(message, self.max_frame)?;
+        self.push(Outgoing::Frame(payload)).await
+    }
+
+    pub(crate) async fn push(&self, command: Outgoing) -> Result<(), SendError> {
+        if self.cancel.is_cancelled() {
+            return Err(SendError::Closed);
+        }
+        self.tx.send(command).await.map_err(|_| SendError::Closed)
+    }
+
+    pub(crate) fn close(&self) {
+        self.cancel.cancel();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.cancel.is_cancelled() || self.tx.is_closed()
+    }
+}
+
+/// Receives the typed messages of an authenticated connection.
+///
+/// A frame that does not decode, a frame over the limit or a socket error ends the
+/// connection: the error is returned once, the connection is closed, and every later call
+/// returns `Ok(None)`.
+pub struct FrameReceiver<T> {
+    frames: FrameReader<ReadHalf>,
+    cancel: CancellationToken,
+    done: bool,
+    _marker: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for FrameReceiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrameReceiver")
+            .field("max_frame_length", &self.frames.max_frame_length())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: DeserializeOwned> FrameReceiver<T> {
+    /// The next message; `Ok(None)` once the connection is closed (by the peer, by
+    /// [`FrameReceiver::close`], by the writer failing, or by the daemon shutting down).
+    /// Cancel-safe.
+    pub async fn recv(&mut self) -> Result<Option<T>, FrameError> {
+        if self.done {
+            return Ok(None);
+        }
+        let next = tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => Ok(None),
+            frame = self.frames.next_frame() => frame,
+        };
+        let result = match next {
+            Ok(Some(frame)) => decode::<T>(&frame).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        if !matches!(result, Ok(Some(_))) {
+            self.done = true;
+            self.cancel.cancel();
+        }
+        result
+    }
+}
+
+impl<T> FrameReceiver<T> {
+    /// Closes the connection (both directions).
+    pub fn close(&self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Splits an authenticated stream into a typed receiver and an outbound queue served by a
+/// spawned writer task. `leftover` holds bytes read past the handshake.
+pub(crate) fn wire<T>(
+    stream: Stream,
+    leftover: BytesMut,
+    slot: Option<OwnedSemaphorePermit>,
+    max_frame: usize,
+    queue_len: usize,
+    cancel: CancellationToken,
+) -> (FrameReceiver<T>, OutboundQueue) {
+    let shared = Arc::new(Shared {
+        stream,
+        _slot: slot,
+        _cancel_on_drop: cancel.clone().drop_guard(),
+    });
+    let (tx, rx) = mpsc::channel(queue_len.max(1));
+    let writer = FrameWriter::new(WriteHalf(Arc::clone(&shared)), max_frame);
+    tokio::spawn(run_writer(
+        writer,
+        rx,
+        cancel.clone(),
+        Arc::downgrade(&shared),
+    ));
+    let receiver = FrameReceiver {
+        frames: FrameReader::with_buffer(ReadHalf(shared), leftover, max_frame),
+        cancel: cancel.clone(),
+        done: false,
+        _marker: PhantomData,
+    };
+    let queue = OutboundQueue {
+        tx,
+        cancel,
+        max_frame,
+    };
+    (receiver, queue)
+}
+
+enum Step {
+    Command(Option<Outgoing>),
+    Event(Result<Bytes, broadcast::error::RecvError>),
+}
+
+async fn next_event(
+    events: &mut Option<broadcast::Receiver<Bytes>>,
+) -> Result<Bytes, broadcast::error::RecvError> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Queues one command's frame; `false` if the connection must end.
+fn apply_command(
+    writer: &mut FrameWriter<WriteHalf>,
+    events: &mut Option<broadcast::Receiver<Bytes>>,
+    command: Outgoing,
+) -> bool {
+    match command {
+        Outgoing::Frame(payload) => writer.queue(&payload).is_ok(),
+        Outgoing::Subscribe(receiver) => {
+            *events = Some(receiver);
+            true
+        }
+    }
+}
+
+/// Queues one event's frame (or a `Lagged` notice); `false` if the connection must end.
+fn apply_event(
+    writer: &mut FrameWriter<WriteHalf>,
+    events: &mut Option<broadcast::Receiver<Bytes>>,
+    event: Result<Bytes, broadcast::error::RecvError>,
+) -> bool {
+    use broadcast::error::RecvError;
+    match event {
+        Ok(payload) => writer.queue(&payload).is_ok(),
+        Err(RecvError::Lagged(missed)) => lagged(writer, missed),
+        Err(RecvError::Closed) => {
+            *events = None;
+            true
+        }
+    }
+}
+
+fn lagged(writer: &mut FrameWriter<WriteHalf>, missed: u64) -> bool {
+    let frame = ServerFrame::<(), ()>::Lagged(missed);
+    match postcard::to_stdvec(&frame) {
+        Ok(payload) => writer.queue(&payload).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// How the writer's pump stopped.
+enum Exit {
+    /// The connection was cancelled.
+    Cancelled,
+    /// Every sender is gone and everything they queued is written.
+    SendersGone,
+    /// Writing failed.
+    Failed,
+}
+
+/// The writer task. It pumps the outbound queue and the event subscription into the
+/// socket; then, once the connection is cancelled (closed by either side, the daemon
+/// shutting down, or both halves dropped), it shuts the socket down. It holds the stream
+/// only while pumping, so dropping every handle closes the connection.
+async fn run_writer(
+    writer: FrameWriter<WriteHalf>,
+    rx: mpsc::Receiver<Outgoing>,
+    cancel: CancellationToken,
+    stream: Weak<Shared>,
+) {
+    match pump(writer, rx, &cancel).await {
+        Exit::Cancelled => {}
+        Exit::SendersGone => cancel.cancelled().await,
+        Exit::Failed => cancel.cancel(),
+    }
+    if let Some(shared) = stream.upgrade() {
+        shared.shutdown();
+    }
+}
+
+/// Drains the outbound queue and the event subscription into the socket, batching
+/// whatever is ready into one write.
+async fn pump(
+    mut writer: FrameWriter<WriteHalf>,
+    mut rx: mpsc::Receiver<Outgoing>,
+    cancel: &CancellationToken,
+) -> Exit {
+    let mut events: Option<broadcast::Receiver<Bytes>> = None;
+    loop {
+        let step = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Exit::Cancelled,
+            command = rx.recv() => Step::Command(command),
+            event = next_event(&mut events) => Step::Event(event),
+        };
+        let ok = match step {
+            Step::Command(None) => return Exit::SendersGone,
+            Step::Command(Some(command)) => apply_command(&mut writer, &mut events, command),
+            Step::Event(event) => apply_event(&mut writer, &mut events, event),
+        };
+        if !ok {
+            return Exit::Failed;
+        }
+        let mut senders_gone = false;
+        while writer.buffered() < WRITE_BATCH {
+            let mut progressed = false;
+            match rx.try_recv() {
+                Ok(command) => {
+                    if !apply_command(&mut writer, &mut events, command) {
+                        return Exit::Failed;
+                    }
+                    progressed = true;
+                }
+                Err(mpsc::error::TryRecvError::Empty) => {}
+                Err(mpsc::error::TryRecvError::Disconnected) => senders_gone = true,
+            }
+            if let Some(receiver) = events.as_mut() {
+                use broadcast::error::{RecvError, TryRecvError};
+                let event = match receiver.try_recv() {
+                    Ok(payload) => Some(Ok(payload)),
+                    Err(TryRecvError::Lagged(missed)) => Some(Err(RecvError::Lagged(missed))),
+                    Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                    Err(TryRecvError::Empty) => None,
+                };
+                if let Some(event) = event {
+                    if !apply_event(&mut writer, &mut events, event) {
+                        return Exit::Failed;
+                    }
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        if writer.buffered() > 0 {
+            let flushed = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Exit::Cancelled,
+                flushed = writer.flush() => flushed,
+            };
+            if flushed.is_err() {
+                return Exit::Failed;
+            }
+        }
+        if senders_gone {
+            return Exit::SendersGone;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Resp(u32, String);
+
+    #[test]
+    fn event_and_lagged_encodings_do_not_depend_on_the_response_type() {
+        let event = "ev".to_owned();
+        let generic = postcard::to_stdvec(&ServerFrame::<(), &String>::Event(&event)).unwrap();
+        let concrete = postcard::to_stdvec(&ServerFrame::<Resp, String>::Event(event)).unwrap();
+        assert_eq!(generic, concrete);
+        let lagged = postcard::to_stdvec(&ServerFrame::<(), ()>::Lagged(5)).unwrap();
+        let concrete = postcard::to_stdvec(&ServerFrame::<Resp, String>::Lagged(5)).unwrap();
+        assert_eq!(lagged, concrete);
+        let response = Resp(1, "x".to_owned());
+        let by_ref = postcard::to_stdvec(&ServerFrame::<&Resp, ()>::Response(&response)).unwrap();
+        let by_value =
+            postcard::to_stdvec(&ServerFrame::<Resp, String>::Response(response)).unwrap();
+        assert_eq!(by_ref, by_value);
+    }
+}

@@ -1,0 +1,58 @@
+//! latch-store: durable persistence of latch's auth data, in Home Assistant's format.
+//!
+//! One job: keep users, groups, credentials, refresh tokens, the `homeassistant`
+//! provider's password entries and the TOTP secrets in memory, and durable on disk:
+//!
+//! - **Snapshots** in `<config_dir>/.storage/`: `auth`, `auth_provider.homeassistant`
+//!   and `auth_module.totp` byte-for-byte as Home Assistant writes them (envelope, field
+//!   order, orjson's two-space layout, Python's datetime and float text), so an existing
+//!   Home Assistant directory loads unchanged and Home Assistant can read what latch
+//!   writes. latch's own TOTP extensions live in a separate `latch.auth_module.totp`.
+//! - **A journal**, `latch.journal`: every acknowledged commit is appended as a
+//!   checksummed record and fsynced first; concurrent commits share one fsync (group
+//!   commit). A torn tail is dropped on open; compaction rewrites the snapshots (temp
+//!   file, fsync, rename, fsync of the directory) and empties the journal.
+//!
+//! Loading follows Home Assistant's rules and soft migrations (reference §1), with one
+//! deliberate difference: a file that is not valid JSON stops the open with its path and
+//! the parse error and is never renamed, replaced or overwritten.
+//!
+//! What it must not do: no auth logic (password hashing, username normalisation, token
+//! expiry rules and TOTP codes belong to the provider, token and MFA crates), no async
+//! runtime of its own (a plain writer thread; async callers await a oneshot), and no
+//! IO on reads: every lookup is served from memory.
+//!
+//! ```
+//! use latch_store::{Change, Store, StoreOptions};
+//! use latch_models::{GroupId, User, GROUP_ID_ADMIN};
+//!
+//! let home = tempfile::tempdir()?;
+//! let store = Store::open(home.path(), StoreOptions::default())?;
+//! let mut user = User::new(Some("Paulus".into()));
+//! user.is_active = true;
+//! user.group_ids.push(GroupId::from(GROUP_ID_ADMIN));
+//! store.commit_blocking(vec![Change::PutUser(user.clone())])?;
+//! assert_eq!(store.user(user.id.as_str()).unwrap().name.as_deref(), Some("Paulus"));
+//! store.close_blocking()?;
+//! assert!(home.path().join(".storage/auth").exists());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod change;
+mod data;
+mod datetime;
+mod error;
+mod file;
+mod format;
+mod journal;
+mod load;
+#[cfg(test)]
+mod replay_tests;
+mod store;
+
+pub use change::{Change, HaUser, TotpState};
+pub use data::AuthData;
+pub use datetime::{format_datetime, parse_datetime};
+pub use error::{ChangeError, StoreError};
+pub use file::{JOURNAL_FILE, LOCK_FILE, STORAGE_MINOR_VERSION, STORAGE_VERSION, StoreFile};
+pub use store::{FaultHook, Store, StoreOptions, StoreStats, WriteStep};

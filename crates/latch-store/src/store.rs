@@ -1,0 +1,1100 @@
+//! The store handle, the writer thread (group commit, usage coalescing, compaction).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use latch_models::{
+    Credentials, Group, RefreshToken, RefreshTokenId, Secret, User, UserId,
+};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::oneshot;
+use zeroize::Zeroizing;
+
+use crate::change::{Change, HaUser, TotpState};
+use crate::data::{AuthData, finite, storable_time, token_digest};
+use crate::error::{ChangeError, StoreError};
+use crate::file::{JOURNAL_FILE, LOCK_FILE, StoreFile};
+use crate::format;
+use crate::journal;
+use crate::load::{self, FileDigest, file_digest};
+
+/// A test hook called before each write step; an error it returns makes that step fail
+/// as if the operating system had refused it.
+pub type FaultHook = Arc<dyn Fn(WriteStep) -> io::Result<()> + Send + Sync>;
+
+/// The write steps a [`FaultHook`] can fail, in the order they happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WriteStep {
+    /// Appending a frame (one group commit) to the journal.
+    JournalWrite,
+    /// `sync_data` of the journal after that append.
+    JournalSync,
+    /// Creating and writing a snapshot's temp file.
+    SnapshotTempWrite(StoreFile),
+    /// `sync_all` of that temp file.
+    SnapshotTempSync(StoreFile),
+    /// Renaming the temp file over the snapshot.
+    SnapshotRename(StoreFile),
+    /// `sync_all` of the `.storage` directory after the renames.
+    DirSync,
+    /// Truncating the journal once every snapshot is durable.
+    JournalTruncate,
+    /// `sync_data` of the truncated journal.
+    JournalTruncateSync,
+}
+
+/// How a [`Store`] behaves.
+#[derive(Clone)]
+pub struct StoreOptions {
+    /// Compact (rewrite the snapshots, empty the journal) once the journal is this big.
+    /// Default 8 MiB.
+    pub compact_after_bytes: u64,
+    /// Token usage recorded with [`Store::record_usage`] is journaled at most once per
+    /// this interval. Default 1 s. A crash loses at most this much usage metadata.
+    pub usage_flush_interval: Duration,
+    /// Fault injection for tests; `None` in production.
+    pub fault_hook: Option<FaultHook>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            compact_after_bytes: 8 * 1024 * 1024,
+            usage_flush_interval: Duration::from_secs(1),
+            fault_hook: None,
+        }
+    }
+}
+
+impl fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("compact_after_bytes", &self.compact_after_bytes)
+            .field("usage_flush_interval", &self.usage_flush_interval)
+            .field("fault_hook", &self.fault_hook.as_ref().map(|_| "<hook>"))
+            .finish()
+    }
+}
+
+/// Counters, for tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Commits made durable and acknowledged.
+    pub commits: u64,
+    /// `sync_data` calls on the journal for appends: one per group commit.
+    pub fsyncs: u64,
+    /// Usage records journaled.
+    pub usage_flushes: u64,
+    /// Current size of the journal in bytes.
+    pub journal_bytes: u64,
+    /// Completed compactions.
+    pub compactions: u64,
+    /// Snapshot files written by compactions.
+    pub snapshot_writes: u64,
+}
+
+#[derive(Default)]
+struct Stats {
+    commits: AtomicU64,
+    fsyncs: AtomicU64,
+    usage_flushes: AtomicU64,
+    journal_bytes: AtomicU64,
+    compactions: AtomicU64,
+    snapshot_writes: AtomicU64,
+}
+
+struct State {
+    data: AuthData,
+    next_seq: u64,
+    /// Per file: bumped by every change, compared with what was last written.
+    versions: [u64; 4],
+    usage_dirty: HashSet<RefreshTokenId>,
+    usage_scheduled: bool,
+    closed: bool,
+}
+
+struct Shared {
+    state: RwLock<State>,
+    tx: mpsc::Sender<Msg>,
+    poisoned: OnceLock<String>,
+    stats: Stats,
+    dir: PathBuf,
+}
+
+impl Shared {
+    fn poisoned_error(&self) -> Option<StoreError> {
+        self.poisoned.get().map(|cause| StoreError::Poisoned {
+            cause: cause.clone(),
+        })
+    }
+}
+
+enum Waiter {
+    Async(oneshot::Sender<Result<(), StoreError>>),
+    Blocking(mpsc::SyncSender<Result<(), StoreError>>),
+}
+
+impl Waiter {
+    fn send(self, r: Result<(), StoreError>) {
+        // A waiter that went away (a cancelled future) does not care.
+        match self {
+            Self::Async(tx) => {
+                let _ = tx.send(r);
+            }
+            Self::Blocking(tx) => {
+                let _ = tx.send(r);
+            }
+        }
+    }
+}
+
+struct Record {
+    seq: u64,
+    changes: Zeroizing<Vec<u8>>,
+    waiter: Option<Waiter>,
+}
+
+enum Msg {
+    Record(Record),
+    /// Usage was recorded; flush it within the interval.
+    UsageDue,
+    Compact(Waiter),
+    /// Flush everything, compact, release the files and stop.
+    Close(Waiter),
+    /// The last handle is gone: flush what is queued and stop (no compaction).
+    Shutdown,
+}
+
+/// The durable store of one `.storage` directory: a cheap, cloneable, `Send + Sync`
+/// handle. All data is in memory; reads never touch the disk.
+///
+/// Writes ([`Store::commit`]) are validated, applied to memory and queued to a writer
+/// thread under one short write lock, then made durable by a group commit (one journal
+/// append and one `sync_data` for every commit queued meanwhile). Compaction rewrites the
+/// snapshot files and empties the journal.
+///
+/// If a journal write fails the store is *poisoned*: memory may hold changes the disk
+/// does not, so every later write fails with [`StoreError::Poisoned`] until the store is
+/// reopened (reads keep working). A failed compaction leaves the journal intact and
+/// does not poison.
+///
+/// Dropping the last handle without [`Store::close`] flushes what is queued (without
+/// compacting) and waits for the writer thread: nothing is corrupted, the next open
+/// replays the journal.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.shared.tx.send(Msg::Shutdown);
+        if let Some(h) = self.writer.lock().take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.inner.shared.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) `<config_dir>/.storage`: takes its lock, loads the
+    /// snapshot files with Home Assistant's rules and migrations, replays the journal,
+    /// and drops a torn journal tail (the only change made to disk while opening).
+    ///
+    /// # Errors
+    /// A file that is unreadable, not JSON, invalid or of an unsupported version; a
+    /// corrupt journal; a directory locked by another store. Nothing is changed then.
+    pub fn open(config_dir: impl AsRef<Path>, options: StoreOptions) -> Result<Self, StoreError> {
+        let dir = config_dir.as_ref().join(".storage");
+        let created_dir = create_storage_dir(&dir)?;
+        let lock = lock_dir(&dir)?;
+        let loaded = load::load_dir(&dir)?;
+
+        let journal_path = dir.join(JOURNAL_FILE);
+        let journal_existed = fs::symlink_metadata(&journal_path).is_ok();
+        let mut journal = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&journal_path)
+            .map_err(|e| StoreError::io("open", &journal_path, e))?;
+        let mut bytes = Zeroizing::new(Vec::new());
+        journal
+            .read_to_end(&mut bytes)
+            .map_err(|e| StoreError::io("read", &journal_path, e))?;
+        let scan = journal::scan(&bytes, &journal_path)?;
+
+        let mut data = loaded.data;
+        let mut versions = [0u64; 4];
+        for (v, rewrite) in versions.iter_mut().zip(loaded.rewrite) {
+            *v = u64::from(rewrite);
+        }
+        let mut next_seq = 1;
+        let replayed = scan.batches.len();
+        for batch in scan.batches {
+            next_seq = batch.seq.saturating_add(1);
+            for change in batch.changes {
+                versions[data.apply(change).index()] += 1;
+            }
+        }
+        let file_len = bytes.len() as u64;
+        drop(bytes);
+        if scan.valid_len < file_len {
+            tracing::warn!(
+                path = %journal_path.display(),
+                dropped = file_len - scan.valid_len,
+                "dropping a torn journal tail (never acknowledged)"
+            );
+            journal
+                .set_len(scan.valid_len)
+                .and_then(|()| journal.sync_data())
+                .map_err(|e| StoreError::io("truncate", &journal_path, e))?;
+        }
+        journal
+            .seek(SeekFrom::Start(scan.valid_len))
+            .map_err(|e| StoreError::io("seek", &journal_path, e))?;
+        if !journal_existed {
+            sync_dir(&dir)?;
+        }
+        if let Some(parent) = dir.parent().filter(|_| created_dir) {
+            sync_dir(parent)?;
+        }
+        tracing::debug!(dir = %dir.display(), replayed, "store opened");
+
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            state: RwLock::new(State {
+                data,
+                next_seq,
+                versions,
+                usage_dirty: HashSet::new(),
+                usage_scheduled: false,
+                closed: false,
+            }),
+            tx,
+            poisoned: OnceLock::new(),
+            stats: Stats::default(),
+            dir: dir.clone(),
+        });
+        shared
+            .stats
+            .journal_bytes
+            .store(scan.valid_len, Ordering::Relaxed);
+        let writer = Writer {
+            shared: Arc::clone(&shared),
+            rx,
+            journal: Some(journal),
+            lock: Some(lock),
+            journal_path,
+            journal_len: scan.valid_len,
+            options,
+            digests: loaded.digests,
+            persisted: [0; 4],
+            poisoned: false,
+            usage_deadline: None,
+        };
+        let handle = thread::Builder::new()
+            .name("latch-store-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| StoreError::io("start the writer thread for", &dir, e))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                shared,
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// The `.storage` directory.
+    #[must_use]
+    pub fn storage_dir(&self) -> &Path {
+        &self.inner.shared.dir
+    }
+
+    /// Commits a batch atomically and durably: validates it against the current state
+    /// (nothing is applied if any change is refused), applies it to memory, queues it to
+    /// the journal and waits until the group commit that carries it is fsynced.
+    ///
+    /// The change is visible to readers as soon as it is applied, slightly before it is
+    /// durable. Cancelling the returned future does not cancel the commit.
+    ///
+    /// # Errors
+    /// [`StoreError::Rejected`] for a batch that breaks integrity; a write error (and
+    /// from then on [`StoreError::Poisoned`]); [`StoreError::Closed`].
+    pub async fn commit(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        if !self.submit(changes, Waiter::Async(tx))? {
+            return Ok(());
+        }
+        rx.await.unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// [`Store::commit`] for synchronous callers: blocks the thread until durable.
+    /// Do not call it on an async runtime's worker thread (it would stall that worker);
+    /// use [`Store::commit`] there.
+    ///
+    /// # Errors
+    /// As [`Store::commit`].
+    pub fn commit_blocking(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if !self.submit(changes, Waiter::Blocking(tx))? {
+            return Ok(());
+        }
+        rx.recv().unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Validates, applies and queues a batch; false if it was empty.
+    fn submit(&self, changes: Vec<Change>, waiter: Waiter) -> Result<bool, StoreError> {
+        if changes.is_empty() {
+            return Ok(false);
+        }
+        let encode = |changes: &[Change]| {
+            serde_json::to_vec(changes)
+                .map(Zeroizing::new)
+                .map_err(|source| StoreError::Encode {
+                    what: "a batch of changes",
+                    source,
+                })
+        };
+        // A rename is journaled after a put of the old entry with its current password
+        // (see `Change::RenameHaUser`), which is only known under the lock; every other
+        // batch is encoded before taking it.
+        let has_rename = changes
+            .iter()
+            .any(|c| matches!(c, Change::RenameHaUser { .. }));
+        let early = if has_rename {
+            None
+        } else {
+            Some(encode(&changes)?)
+        };
+        let shared = &self.inner.shared;
+        let mut st = shared.state.write();
+        if st.closed {
+            return Err(StoreError::Closed);
+        }
+        if let Some(e) = shared.poisoned_error() {
+            return Err(e);
+        }
+        st.data
+            .check(&changes)
+            .map_err(|(index, reason)| StoreError::Rejected { index, reason })?;
+        let (files, journaled) = st.data.apply_batch(changes, has_rename);
+        for file in files {
+            st.versions[file.index()] += 1;
+        }
+        let payload = match early {
+            Some(p) => p,
+            // Encoding plain data cannot fail; if it did, memory would be ahead of the disk.
+            None => encode(&journaled).inspect_err(|e| {
+                let _ = shared.poisoned.set(e.to_string());
+            })?,
+        };
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let record = Record {
+            seq,
+            changes: payload,
+            waiter: Some(waiter),
+        };
+        if shared.tx.send(Msg::Record(record)).is_err() {
+            let cause = "the writer thread is gone".to_owned();
+            let _ = shared.poisoned.set(cause.clone());
+            return Err(StoreError::Poisoned { cause });
+        }
+        Ok(true)
+    }
+
+    /// Records that a refresh token was used: updates memory at once and journals the
+    /// latest usage of every token used meanwhile as one record, at most once per
+    /// [`StoreOptions::usage_flush_interval`]. Not awaited: a crash may lose the usage of
+    /// the last interval, which is acceptable for this metadata (Home Assistant saves it
+    /// with a delay too).
+    ///
+    /// # Errors
+    /// [`StoreError::Rejected`] for an unknown token or a non-finite `expire_at`;
+    /// [`StoreError::Closed`]; [`StoreError::Poisoned`].
+    pub fn record_usage(
+        &self,
+        id: &str,
+        last_used_at: DateTime<Utc>,
+        last_used_ip: Option<String>,
+        expire_at: Option<f64>,
+    ) -> Result<(), StoreError> {
+        let rejected = |reason| StoreError::Rejected { index: 0, reason };
+        finite("expire_at", expire_at).map_err(rejected)?;
+        storable_time("last_used_at", Some(&last_used_at)).map_err(rejected)?;
+        let shared = &self.inner.shared;
+        let mut st = shared.state.write();
+        if st.closed {
+            return Err(StoreError::Closed);
+        }
+        if let Some(e) = shared.poisoned_error() {
+            return Err(e);
+        }
+        if !st
+            .data
+            .set_usage(id, last_used_at, last_used_ip, expire_at)
+        {
+            return Err(rejected(ChangeError::UnknownRefreshToken(id.into())));
+        }
+        st.versions[StoreFile::Auth.index()] += 1;
+        st.usage_dirty.insert(id.into());
+        if !st.usage_scheduled {
+            st.usage_scheduled = true;
+            let _ = shared.tx.send(Msg::UsageDue);
+        }
+        Ok(())
+    }
+
+    /// Compacts now: writes every changed snapshot file and empties the journal.
+    ///
+    /// # Errors
+    /// A write error (the journal is kept, so nothing is lost); [`StoreError::Closed`].
+    pub async fn compact(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send_control(Msg::Compact, Waiter::Async(tx))?;
+        rx.await.unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// [`Store::compact`] for synchronous callers (not on an async worker thread).
+    ///
+    /// # Errors
+    /// As [`Store::compact`].
+    pub fn compact_blocking(&self) -> Result<(), StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send_control(Msg::Compact, Waiter::Blocking(tx))?;
+        rx.recv().unwrap_or(Err(StoreError::Closed))
+    }
+
+    fn send_control(&self, msg: impl FnOnce(Waiter) -> Msg, waiter: Waiter) -> Result<(), StoreError> {
+        let st = self.inner.shared.state.read();
+        if st.closed {
+            return Err(StoreError::Closed);
+        }
+        self.inner
+            .shared
+            .tx
+            .send(msg(waiter))
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Closes the store: journals pending usage, compacts, releases the directory lock
+    /// and stops the writer. Later writes fail with [`StoreError::Closed`]; reads keep
+    /// answering from memory. Closing twice is a no-op.
+    ///
+    /// # Errors
+    /// The compaction's error (the journal is then kept and replayed on the next open).
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        if !self.begin_close(Waiter::Async(tx)) {
+            return Ok(());
+        }
+        rx.await.unwrap_or(Ok(()))
+    }
+
+    /// [`Store::close`] for synchronous callers (not on an async worker thread).
+    ///
+    /// # Errors
+    /// As [`Store::close`].
+    pub fn close_blocking(&self) -> Result<(), StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if !self.begin_close(Waiter::Blocking(tx)) {
+            return Ok(());
+        }
+        rx.recv().unwrap_or(Ok(()))
+    }
+
+    fn begin_close(&self, waiter: Waiter) -> bool {
+        let mut st = self.inner.shared.state.write();
+        if st.closed {
+            return false;
+        }
+        st.closed = true;
+        self.inner.shared.tx.send(Msg::Close(waiter)).is_ok()
+    }
+
+    /// Counters since open.
+    #[must_use]
+    pub fn stats(&self) -> StoreStats {
+        let s = &self.inner.shared.stats;
+        StoreStats {
+            commits: s.commits.load(Ordering::Relaxed),
+            fsyncs: s.fsyncs.load(Ordering::Relaxed),
+            usage_flushes: s.usage_flushes.load(Ordering::Relaxed),
+            journal_bytes: s.journal_bytes.load(Ordering::Relaxed),
+            compactions: s.compactions.load(Ordering::Relaxed),
+            snapshot_writes: s.snapshot_writes.load(Ordering::Relaxed),
+        }
+    }
+
+    // ----- reads -----
+
+    /// Runs `f` on the data under a shared read lock. Keep `f` short and free of IO.
+    pub fn read<R>(&self, f: impl FnOnce(&AuthData) -> R) -> R {
+        f(&self.inner.shared.state.read().data)
+    }
+
+    /// The hot path: runs `f` on a refresh token and its user without cloning anything.
+    pub fn with_refresh_token<R>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&RefreshToken, &User) -> R,
+    ) -> Option<R> {
+        let st = self.inner.shared.state.read();
+        let (t, u) = st.data.refresh_token_with_user(id)?;
+        Some(f(t, u))
+    }
+
+    /// Like [`Store::with_refresh_token`], by token value (hash lookup, then a
+    /// constant-time comparison of the whole string).
+    pub fn with_refresh_token_by_value<R>(
+        &self,
+        token: &str,
+        f: impl FnOnce(&RefreshToken, &User) -> R,
+    ) -> Option<R> {
+        let digest = token_digest(token);
+        let st = self.inner.shared.state.read();
+        let t = st.data.token_by_digest(&digest, token)?;
+        let u = st.data.user(t.user_id.as_str())?;
+        Some(f(t, u))
+    }
+
+    /// A copy of all the data.
+    #[must_use]
+    pub fn snapshot(&self) -> AuthData {
+        self.read(Clone::clone)
+    }
+
+    /// Users in file order.
+    #[must_use]
+    pub fn users(&self) -> Vec<User> {
+        self.read(|d| d.users().cloned().collect())
+    }
+
+    /// One user.
+    #[must_use]
+    pub fn user(&self, id: &str) -> Option<User> {
+        self.read(|d| d.user(id).cloned())
+    }
+
+    /// Groups in file order.
+    #[must_use]
+    pub fn groups(&self) -> Vec<Group> {
+        self.read(|d| d.groups().cloned().collect())
+    }
+
+    /// One group.
+    #[must_use]
+    pub fn group(&self, id: &str) -> Option<Group> {
+        self.read(|d| d.group(id).cloned())
+    }
+
+    /// All credentials in file order.
+    #[must_use]
+    pub fn credentials(&self) -> Vec<Credentials> {
+        self.read(|d| d.credentials().cloned().collect())
+    }
+
+    /// A user's credentials.
+    #[must_use]
+    pub fn credentials_of(&self, user_id: &str) -> Vec<Credentials> {
+        self.read(|d| d.credentials_of(user_id).cloned().collect())
+    }
+
+    /// One credential.
+    #[must_use]
+    pub fn credential(&self, id: &str) -> Option<Credentials> {
+        self.read(|d| d.credential(id).cloned())
+    }
+
+    /// One refresh token (a copy; see [`Store::with_refresh_token`] for the hot path).
+    #[must_use]
+    pub fn refresh_token(&self, id: &str) -> Option<RefreshToken> {
+        self.read(|d| d.refresh_token(id).cloned())
+    }
+
+    /// The refresh token with this value (constant-time confirmed).
+    #[must_use]
+    pub fn refresh_token_by_value(&self, token: &str) -> Option<RefreshToken> {
+        self.with_refresh_token_by_value(token, |t, _| t.clone())
+    }
+
+    /// A user's refresh tokens in order.
+    #[must_use]
+    pub fn refresh_tokens_of(&self, user_id: &str) -> Vec<RefreshToken> {
+        self.read(|d| d.refresh_tokens_of(user_id).cloned().collect())
+    }
+
+    /// The `homeassistant` provider entries in file order.
+    #[must_use]
+    pub fn ha_users(&self) -> Vec<HaUser> {
+        self.read(|d| d.ha_users().to_vec())
+    }
+
+    /// The first provider entry with exactly this username.
+    #[must_use]
+    pub fn ha_user(&self, username: &str) -> Option<HaUser> {
+        self.read(|d| d.ha_user(username).cloned())
+    }
+
+    /// A user's TOTP secret.
+    #[must_use]
+    pub fn totp_secret(&self, user_id: &str) -> Option<Secret> {
+        self.read(|d| d.totp_secret(user_id).cloned())
+    }
+
+    /// Ids of the users with a TOTP secret, in file order.
+    #[must_use]
+    pub fn totp_users(&self) -> Vec<UserId> {
+        self.read(|d| d.totp_users().map(|(u, _)| u.clone()).collect())
+    }
+
+    /// latch's TOTP state of a user.
+    #[must_use]
+    pub fn totp_state(&self, user_id: &str) -> Option<TotpState> {
+        self.read(|d| d.totp_state(user_id).cloned())
+    }
+}
+
+fn create_storage_dir(dir: &Path) -> Result<bool, StoreError> {
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(false),
+        Ok(_) => Err(StoreError::invalid(dir, "exists but is not a directory")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| StoreError::io("create", dir, e))?;
+            Ok(true)
+        }
+        Err(e) => Err(StoreError::io("inspect", dir, e)),
+    }
+}
+
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| StoreError::io("open", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path }),
+        Err(fs::TryLockError::Error(e)) => Err(StoreError::io("lock", &path, e)),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io("sync", dir, e))
+}
+
+/// A failed write, shareable among the waiters of one group commit.
+struct WriteFailure {
+    action: &'static str,
+    path: PathBuf,
+    source: Arc<io::Error>,
+}
+
+impl WriteFailure {
+    fn new(action: &'static str, path: &Path, source: io::Error) -> Self {
+        Self {
+            action,
+            path: path.to_owned(),
+            source: Arc::new(source),
+        }
+    }
+
+    fn error(&self) -> StoreError {
+        StoreError::Io {
+            action: self.action,
+            path: self.path.clone(),
+            source: Arc::clone(&self.source),
+        }
+    }
+}
+
+/// The writer thread: the only code that writes to the directory after open.
+struct Writer {
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Msg>,
+    journal: Option<File>,
+    lock: Option<File>,
+    journal_path: PathBuf,
+    journal_len: u64,
+    options: StoreOptions,
+    /// Digest of each snapshot file as on disk; `None` if missing.
+    digests: [Option<FileDigest>; 4],
+    /// Per file, the version last made durable.
+    persisted: [u64; 4],
+    poisoned: bool,
+    usage_deadline: Option<Instant>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        if self.journal_len >= self.options.compact_after_bytes {
+            self.auto_compact();
+        }
+        loop {
+            let first = match self.usage_deadline {
+                Some(deadline) => {
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    match self.rx.recv_timeout(wait) {
+                        Ok(m) => m,
+                        Err(RecvTimeoutError::Timeout) => {
+                            self.usage_deadline = None;
+                            self.enqueue_usage();
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+                None => match self.rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => return,
+                },
+            };
+            let msgs: Vec<Msg> = std::iter::once(first).chain(self.rx.try_iter()).collect();
+            let mut records = Vec::new();
+            for msg in msgs {
+                match msg {
+                    Msg::Record(r) => records.push(r),
+                    Msg::UsageDue => {
+                        if self.usage_deadline.is_none() {
+                            self.usage_deadline =
+                                Some(Instant::now() + self.options.usage_flush_interval);
+                        }
+                    }
+                    Msg::Compact(w) => {
+                        self.write_records(&mut records);
+                        w.send(self.compact());
+                    }
+                    Msg::Close(w) => {
+                        self.write_records(&mut records);
+                        self.flush_usage_now();
+                        let r = self.compact();
+                        self.journal = None;
+                        self.lock = None;
+                        w.send(r);
+                        return;
+                    }
+                    Msg::Shutdown => {
+                        self.write_records(&mut records);
+                        self.flush_usage_now();
+                        return;
+                    }
+                }
+            }
+            self.write_records(&mut records);
+            if self.journal_len >= self.options.compact_after_bytes {
+                self.auto_compact();
+            }
+        }
+    }
+
+    fn step(&self, step: WriteStep) -> io::Result<()> {
+        match &self.options.fault_hook {
+            Some(hook) => hook(step),
+            None => Ok(()),
+        }
+    }
+
+    fn poison(&mut self, cause: String) {
+        tracing::error!(%cause, "journal write failed; the store refuses further writes");
+        self.poisoned = true;
+        let _ = self.shared.poisoned.set(cause);
+    }
+
+    fn poisoned_error(&self) -> StoreError {
+        self.shared
+            .poisoned_error()
+            .unwrap_or_else(|| StoreError::Poisoned {
+                cause: "an earlier write failed".to_owned(),
+            })
+    }
+
+    /// Takes the dirty usage as one batch (under the write lock, so it is ordered after
+    /// every batch already queued).
+    fn take_usage(&self, st: &mut State) -> Option<Record> {
+        st.usage_scheduled = false;
+        if st.usage_dirty.is_empty() {
+            return None;
+        }
+        let changes: Vec<Change> = st
+            .usage_dirty
+            .drain()
+            .filter_map(|id| {
+                let t = st.data.refresh_token(id.as_str())?;
+                Some(Change::TokenUsage {
+                    last_used_at: t.last_used_at?,
+                    last_used_ip: t.last_used_ip.clone(),
+                    expire_at: t.expire_at,
+                    id,
+                })
+            })
+            .collect();
+        if changes.is_empty() {
+            return None;
+        }
+        match serde_json::to_vec(&changes) {
+            Ok(bytes) => {
+                let seq = st.next_seq;
+                st.next_seq += 1;
+                Some(Record {
+                    seq,
+                    changes: Zeroizing::new(bytes),
+                    waiter: None,
+                })
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode token usage; it stays in memory only");
+                None
+            }
+        }
+    }
+
+    /// The usage interval ended: queue the usage behind what is already queued.
+    fn enqueue_usage(&self) {
+        let mut st = self.shared.state.write();
+        if st.closed {
+            return; // close flushes it itself
+        }
+        if let Some(record) = self.take_usage(&mut st) {
+            let _ = self.shared.tx.send(Msg::Record(record));
+        }
+    }
+
+    /// At close or shutdown, when nothing else can be queued any more.
+    fn flush_usage_now(&mut self) {
+        let record = {
+            let mut st = self.shared.state.write();
+            self.take_usage(&mut st)
+        };
+        if let Some(record) = record {
+            self.write_records(&mut vec![record]);
+        }
+    }
+
+    /// One group commit: one frame, one write, one `sync_data`, then every waiter.
+    fn write_records(&mut self, records: &mut Vec<Record>) {
+        if records.is_empty() {
+            return;
+        }
+        let records = std::mem::take(records);
+        if self.poisoned {
+            for r in records {
+                if let Some(w) = r.waiter {
+                    w.send(Err(self.poisoned_error()));
+                }
+            }
+            return;
+        }
+        let result = self.append(&records);
+        match result {
+            Ok(()) => {
+                let stats = &self.shared.stats;
+                for r in records {
+                    match r.waiter {
+                        Some(w) => {
+                            stats.commits.fetch_add(1, Ordering::Relaxed);
+                            w.send(Ok(()));
+                        }
+                        None => {
+                            stats.usage_flushes.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            Err(failure) => {
+                self.poison(failure.error().to_string());
+                for r in records {
+                    if let Some(w) = r.waiter {
+                        w.send(Err(failure.error()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn append(&mut self, records: &[Record]) -> Result<(), WriteFailure> {
+        let path = self.journal_path.clone();
+        let frame = journal::encode_frame(records.iter().map(|r| (r.seq, r.changes.as_slice())))
+            .map_err(|msg| WriteFailure::new("encode a record for", &path, io::Error::other(msg)))?;
+        let frame = Zeroizing::new(frame);
+        self.step(WriteStep::JournalWrite)
+            .map_err(|e| WriteFailure::new("append to", &path, e))?;
+        let journal = self.journal.as_mut().ok_or_else(|| {
+            WriteFailure::new("append to", &path, io::Error::other("the journal is closed"))
+        })?;
+        journal
+            .write_all(&frame)
+            .map_err(|e| WriteFailure::new("append to", &path, e))?;
+        self.step(WriteStep::JournalSync)
+            .map_err(|e| WriteFailure::new("sync", &path, e))?;
+        let journal = self.journal.as_mut().ok_or_else(|| {
+            WriteFailure::new("sync", &path, io::Error::other("the journal is closed"))
+        })?;
+        journal
+            .sync_data()
+            .map_err(|e| WriteFailure::new("sync", &path, e))?;
+        self.journal_len += frame.len() as u64;
+        let stats = &self.shared.stats;
+        stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        stats
+            .journal_bytes
+            .store(self.journal_len, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn auto_compact(&mut self) {
+        if let Err(e) = self.compact() {
+            tracing::error!(error = %e, "compaction failed; the journal is kept");
+        }
+    }
+
+    /// Writes every changed snapshot file, makes the renames durable, then empties the
+    /// journal. A crash at any point leaves a loadable directory with every acknowledged
+    /// change: until the journal is emptied it holds everything, and replaying it over
+    /// newer snapshots is harmless (changes are idempotent).
+    fn compact(&mut self) -> Result<(), StoreError> {
+        if self.poisoned || self.journal.is_none() {
+            return Err(self.poisoned_error());
+        }
+        let captured: Vec<(StoreFile, u64, crate::data::FileSnapshot)> = {
+            let st = self.shared.state.read();
+            StoreFile::ALL
+                .into_iter()
+                .filter(|f| st.versions[f.index()] != self.persisted[f.index()])
+                .map(|f| (f, st.versions[f.index()], st.data.capture(f)))
+                .collect()
+        };
+        if captured.is_empty() && self.journal_len == 0 {
+            return Ok(());
+        }
+        let mut written = Vec::new();
+        for (file, version, snapshot) in captured {
+            let bytes = Zeroizing::new(format::encode(&snapshot)?);
+            drop(snapshot);
+            let digest = file_digest(&bytes);
+            if self.digests[file.index()] == Some(digest) {
+                self.persisted[file.index()] = version;
+                continue;
+            }
+            self.write_snapshot(file, &bytes)?;
+            written.push((file, version, digest));
+        }
+        if !written.is_empty() {
+            let dir = self.shared.dir.clone();
+            self.step(WriteStep::DirSync)
+                .map_err(|e| StoreError::io("sync", &dir, e))?;
+            sync_dir(&dir)?;
+        }
+        for (file, version, digest) in written {
+            self.digests[file.index()] = Some(digest);
+            self.persisted[file.index()] = version;
+            self.shared
+                .stats
+                .snapshot_writes
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if self.journal_len > 0
+            && let Err(failure) = self.truncate_journal()
+        {
+            self.poison(failure.error().to_string());
+            return Err(failure.error());
+        }
+        self.shared.stats.compactions.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(dir = %self.shared.dir.display(), "compacted");
+        Ok(())
+    }
+
+    fn truncate_journal(&mut self) -> Result<(), WriteFailure> {
+        let path = self.journal_path.clone();
+        self.step(WriteStep::JournalTruncate)
+            .map_err(|e| WriteFailure::new("truncate", &path, e))?;
+        let journal = self.journal.as_mut().ok_or_else(|| {
+            WriteFailure::new("truncate", &path, io::Error::other("the journal is closed"))
+        })?;
+        journal
+            .set_len(0)
+            .and_then(|()| journal.seek(SeekFrom::Start(0)).map(drop))
+            .map_err(|e| WriteFailure::new("truncate", &path, e))?;
+        self.journal_len = 0;
+        self.shared.stats.journal_bytes.store(0, Ordering::Relaxed);
+        self.step(WriteStep::JournalTruncateSync)
+            .map_err(|e| WriteFailure::new("sync", &path, e))?;
+        let journal = self.journal.as_mut().ok_or_else(|| {
+            WriteFailure::new("sync", &path, io::Error::other("the journal is closed"))
+        })?;
+        journal
+            .sync_data()
+            .map_err(|e| WriteFailure::new("sync", &path, e))
+    }
+
+    /// Temp file (created 0600, exclusively), write, fsync, rename over the target.
+    fn write_snapshot(&self, file: StoreFile, bytes: &[u8]) -> Result<(), StoreError> {
+        let dir = &self.shared.dir;
+        let tmp = dir.join(file.temp_name());
+        let target = dir.join(file.name());
+        match fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("remove", &tmp, e)),
+        }
+        let result = (|| {
+            self.step(WriteStep::SnapshotTempWrite(file))
+                .map_err(|e| StoreError::io("write", &tmp, e))?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| StoreError::io("create", &tmp, e))?;
+            f.write_all(bytes)
+                .map_err(|e| StoreError::io("write", &tmp, e))?;
+            self.step(WriteStep::SnapshotTempSync(file))
+                .map_err(|e| StoreError::io("sync", &tmp, e))?;
+            f.sync_all().map_err(|e| StoreError::io("sync", &tmp, e))?;
+            drop(f);
+            self.step(WriteStep::SnapshotRename(file))
+                .map_err(|e| StoreError::io("rename", &tmp, e))?;
+            fs::rename(&tmp, &target).map_err(|e| StoreError::io("rename", &tmp, e))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+}
