@@ -8,8 +8,10 @@
 //! [`latch_provider::AuthProvider`]: a login flow with one step `init` (fields
 //! `username` and `password`), credentials `{"username": <normalised>}`, and new users
 //! named after their username. It must not create users or tokens (the manager does),
-//! never logs or returns a password or a hash, and never runs bcrypt on an async worker
-//! thread: every hash and check goes through a bounded [`HashPool`] of blocking slots.
+//! never logs a password or a hash, and never runs bcrypt on an async worker thread:
+//! every hash and check of the provider goes through a bounded [`HashPool`] of blocking
+//! slots (the synchronous functions of [`password`] are for such blocking contexts). It
+//! assumes it is the only writer of the password entries of its store.
 //!
 //! # Rules (Home Assistant 2026)
 //!

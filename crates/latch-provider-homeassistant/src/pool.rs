@@ -109,12 +109,15 @@ impl HashPool {
     /// Runs `job` on a blocking thread once a slot is free and returns its result.
     ///
     /// # Errors
-    /// [`PoolError::JobFailed`] if the job panicked or the runtime is shutting down.
+    /// [`PoolError::JobFailed`] if the job panicked, the runtime is shutting down, or
+    /// it is awaited outside a Tokio runtime.
     pub async fn run<F, R>(&self, job: F) -> Result<R, PoolError>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| PoolError::JobFailed("no tokio runtime to run it on".to_owned()))?;
         let permit = {
             let _waiting = CountGuard::enter(&self.inner.waiting);
             Arc::clone(&self.inner.semaphore)
@@ -123,7 +126,7 @@ impl HashPool {
                 .map_err(|_| PoolError::JobFailed("the pool is closed".to_owned()))?
         };
         let inner = Arc::clone(&self.inner);
-        let handle = tokio::task::spawn_blocking(move || {
+        let handle = runtime.spawn_blocking(move || {
             let _permit = permit;
             let running = inner.in_use.fetch_add(1, Ordering::SeqCst) + 1;
             inner.peak_in_use.fetch_max(running, Ordering::SeqCst);
@@ -275,6 +278,14 @@ mod tests {
         assert_eq!(pool.run(|| 1).await, Ok(1));
         assert_eq!(pool.stats().in_use, 0);
         assert_eq!(pool.stats().completed, 2);
+    }
+
+    #[test]
+    fn outside_a_tokio_runtime_it_is_an_error_not_a_panic() {
+        let pool = HashPool::new(1);
+        let r = futures::executor::block_on(pool.run(|| 1));
+        assert!(matches!(r, Err(PoolError::JobFailed(_))), "{r:?}");
+        assert_eq!(pool.stats().in_use, 0);
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! byte for byte, to the ones Home Assistant mints with PyJWT, and validates access
 //! tokens with PyJWT's rules on an allocation-free hot path.
 //!
-//! It must not do IO, spawn, lock, block or be async, and it stores nothing: callers
+//! It must not do IO (no disk, no network), spawn, block, take locks or be async, and
+//! it stores nothing (the one static is the dummy key of
+//! [`UnverifiedToken::reject_unknown_issuer`], built once): callers
 //! own the tokens (latch-store persists them, latch-auth composes the steps). Time is
 //! always a `now` argument, never read here. It depends only on `latch-models` among
 //! latch crates.

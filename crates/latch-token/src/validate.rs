@@ -393,10 +393,15 @@ impl Captured {
     }
 
     fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(self.as_bytes()?).ok()
+    }
+
+    /// The captured string's bytes (always UTF-8: copied from a `&str`).
+    fn as_bytes(&self) -> Option<&[u8]> {
         match self {
             Self::Absent | Self::NotString => None,
-            Self::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)]).ok(),
-            Self::Heap(s) => Some(s),
+            Self::Inline { len, bytes } => bytes.get(..usize::from(*len)),
+            Self::Heap(s) => Some(s.as_bytes()),
         }
     }
 }
@@ -459,7 +464,7 @@ impl RawClaims {
         }
         match &self.iss {
             Captured::Absent => return Err(ValidationError::MissingClaim(Claim::Iss)),
-            iss if iss.as_str() != Some(expected_iss) => {
+            iss if iss.as_bytes() != Some(expected_iss.as_bytes()) => {
                 return Err(ValidationError::IssuerMismatch);
             }
             _ => {}
