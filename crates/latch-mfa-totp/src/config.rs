@@ -164,7 +164,11 @@ mod tests {
 
     #[test]
     fn refusals() {
-        assert!(parse(json!({"type": "notify"})).unwrap_err().contains("not totp"));
+        assert!(
+            parse(json!({"type": "notify"}))
+                .unwrap_err()
+                .contains("not totp")
+        );
         assert!(parse(json!({"id": ""})).is_err());
         assert!(parse(json!({"issuer": "a:b"})).is_err());
         assert!(parse(json!({"issuer": ""})).is_err());

@@ -105,7 +105,11 @@ impl TotpModule {
     ///
     /// # Errors
     /// A [`ConfigError`] for a config that fails [`TotpConfig::validate`].
-    pub fn new(config: TotpConfig, store: Store, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
+    pub fn new(
+        config: TotpConfig,
+        store: Store,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -170,10 +174,7 @@ impl TotpModule {
         let inner = &self.inner;
         let _lock = inner.lock_user(user_id).await;
         let old_secret = inner.store.totp_secret(user_id.as_str());
-        let mut state = inner
-            .store
-            .totp_state(user_id.as_str())
-            .unwrap_or_default();
+        let mut state = inner.store.totp_state(user_id.as_str()).unwrap_or_default();
         if old_secret.as_ref() != Some(&secret) {
             state.last_step = None;
         }
@@ -251,10 +252,7 @@ impl TotpModule {
                 return Ok(false);
             }
         };
-        let state = inner
-            .store
-            .totp_state(user_id.as_str())
-            .unwrap_or_default();
+        let state = inner.store.totp_state(user_id.as_str()).unwrap_or_default();
 
         if let Some(step) = now_step.and_then(|t| matching_step(&key, code, t, LOGIN_WINDOW)) {
             if state.last_step.is_some_and(|last| step <= last) {
@@ -307,10 +305,7 @@ impl TotpModule {
         if inner.store.totp_secret(user_id.as_str()).is_none() {
             return Err(TotpError::NotSetUp(user_id.clone()));
         }
-        let state = inner
-            .store
-            .totp_state(user_id.as_str())
-            .unwrap_or_default();
+        let state = inner.store.totp_state(user_id.as_str()).unwrap_or_default();
         let codes = recovery::generate(inner.config.recovery_codes);
         let hashes = hash_all(user_id, &codes);
         inner
@@ -441,5 +436,64 @@ impl MfaModule for TotpModule {
                 .map(Some)
                 .map_err(ProviderError::from)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use latch_models::FixedClock;
+    use latch_store::StoreOptions;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn user_locks_are_forgotten_when_released() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::open(home.path(), StoreOptions::default()).unwrap();
+        let clock = Arc::new(FixedClock::new(chrono::DateTime::UNIX_EPOCH));
+        let totp = TotpModule::new(TotpConfig::default(), store, clock).unwrap();
+        let a = UserId::from("a");
+        {
+            let _held = totp.inner.lock_user(&a).await;
+            assert_eq!(totp.inner.locks.lock().len(), 1);
+            // Another user is not blocked by it.
+            let _other = totp.inner.lock_user(&UserId::from("b")).await;
+            assert_eq!(totp.inner.locks.lock().len(), 2);
+        }
+        assert!(totp.inner.locks.lock().is_empty());
+        assert!(!totp.validate_code(&a, "123456").await.unwrap());
+        assert!(totp.inner.locks.lock().is_empty());
+    }
+
+    #[test]
+    fn new_refuses_an_invalid_config() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::open(home.path(), StoreOptions::default()).unwrap();
+        let clock = Arc::new(FixedClock::new(chrono::DateTime::UNIX_EPOCH));
+        let config = TotpConfig {
+            issuer: "a:b".into(),
+            ..TotpConfig::default()
+        };
+        assert_eq!(
+            TotpModule::new(config, store, clock).unwrap_err(),
+            ConfigError::InvalidIssuer("a:b".into())
+        );
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::open(home.path(), StoreOptions::default()).unwrap();
+        let clock = Arc::new(FixedClock::new(chrono::DateTime::UNIX_EPOCH));
+        let totp = TotpModule::new(TotpConfig::default(), store, clock).unwrap();
+        let mut flow = totp.setup(&User::new(Some("P".into()))).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(flow.step_input(None)).unwrap();
+        let secret = flow.secret().unwrap().expose().to_owned();
+        let shown = format!("{flow:?} {totp:?}");
+        assert!(!shown.contains(&secret), "{shown}");
+        assert!(shown.contains("redacted"));
     }
 }

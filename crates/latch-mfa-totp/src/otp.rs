@@ -203,7 +203,10 @@ mod tests {
         assert_eq!(decode_secret("AAA"), Err(SecretError::InvalidPadding));
         assert_eq!(decode_secret("AAAAAA"), Err(SecretError::InvalidPadding));
         assert_eq!(decode_secret("========"), Err(SecretError::InvalidPadding));
-        assert_eq!(decode_secret("MZ=XW6=="), Err(SecretError::InvalidCharacter));
+        assert_eq!(
+            decode_secret("MZ=XW6=="),
+            Err(SecretError::InvalidCharacter)
+        );
         assert_eq!(decode_secret("MZXW 6"), Err(SecretError::InvalidCharacter));
         assert_eq!(decode_secret("MZXW1"), Err(SecretError::InvalidCharacter));
         assert_eq!(decode_secret("MZXWé"), Err(SecretError::NotAscii));

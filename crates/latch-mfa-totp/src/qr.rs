@@ -164,9 +164,7 @@ pub fn qr_png(data: &str) -> Result<Vec<u8>, QrError> {
         }
         raw.extend_from_slice(&row);
     }
-    let side = u32::try_from(px).map_err(|_| QrError::TooLong {
-        len: data.len(),
-    })?;
+    let side = u32::try_from(px).map_err(|_| QrError::TooLong { len: data.len() })?;
 
     let mut ihdr = Vec::with_capacity(13);
     ihdr.extend_from_slice(&side.to_be_bytes());
@@ -252,10 +250,7 @@ mod tests {
     #[test]
     fn too_long_is_an_error() {
         let long = "x".repeat(1_300);
-        assert_eq!(
-            qr_svg(&long),
-            Err(QrError::TooLong { len: 1_300 })
-        );
+        assert_eq!(qr_svg(&long), Err(QrError::TooLong { len: 1_300 }));
         assert!(qr_terminal(&long).is_err());
         assert!(qr_png(&long).is_err());
         // 1273 bytes is the byte-mode capacity of version 40 at level H.

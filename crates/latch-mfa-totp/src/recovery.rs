@@ -47,8 +47,9 @@ pub fn normalize_recovery_code(typed: &str) -> Option<String> {
         .filter(|c| *c != '-' && *c != ' ')
         .flat_map(char::to_lowercase)
         .collect();
-    (code.chars().count() == RECOVERY_CODE_LEN && code.chars().all(|c| RECOVERY_ALPHABET.contains(c)))
-        .then_some(code)
+    (code.chars().count() == RECOVERY_CODE_LEN
+        && code.chars().all(|c| RECOVERY_ALPHABET.contains(c)))
+    .then_some(code)
 }
 
 /// What is stored for a normalised code: the lower-case hex SHA-256 of
@@ -96,13 +97,29 @@ mod tests {
 
     #[test]
     fn normalisation() {
-        assert_eq!(normalize_recovery_code(" ABCDE-FGHJK\n").as_deref(), Some("abcdefghjk"));
-        assert_eq!(normalize_recovery_code("abcdefghjk").as_deref(), Some("abcdefghjk"));
-        assert_eq!(normalize_recovery_code("abcde fghjk").as_deref(), Some("abcdefghjk"));
+        assert_eq!(
+            normalize_recovery_code(" ABCDE-FGHJK\n").as_deref(),
+            Some("abcdefghjk")
+        );
+        assert_eq!(
+            normalize_recovery_code("abcdefghjk").as_deref(),
+            Some("abcdefghjk")
+        );
+        assert_eq!(
+            normalize_recovery_code("abcde fghjk").as_deref(),
+            Some("abcdefghjk")
+        );
         // Full-width letters fold under NFKC.
-        assert_eq!(normalize_recovery_code("ＡＢＣＤＥ-ＦＧＨＪＫ").as_deref(), Some("abcdefghjk"));
+        assert_eq!(
+            normalize_recovery_code("ＡＢＣＤＥ-ＦＧＨＪＫ").as_deref(),
+            Some("abcdefghjk")
+        );
         assert_eq!(normalize_recovery_code("123456"), None);
-        assert_eq!(normalize_recovery_code("abcde-fghij"), None, "i is not in the alphabet");
+        assert_eq!(
+            normalize_recovery_code("abcde-fghij"),
+            None,
+            "i is not in the alphabet"
+        );
         assert_eq!(normalize_recovery_code("abcde-fghjkm"), None);
         assert_eq!(normalize_recovery_code(""), None);
     }
@@ -113,6 +130,9 @@ mod tests {
         assert_eq!(a.expose().len(), 64);
         assert!(!a.expose().contains("abcdefghjk"));
         assert_ne!(a, hash(&UserId::from("u2"), "abcdefghjk"));
-        assert_eq!(position(&[hash(&UserId::from("u2"), "x"), a.clone()], &a), Some(1));
+        assert_eq!(
+            position(&[hash(&UserId::from("u2"), "x"), a.clone()], &a),
+            Some(1)
+        );
     }
 }

@@ -4,7 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use latch_models::{Secret, User, UserId};
-use latch_provider::{BoxFuture, ErrorKey, Form, FormField, MfaSetupFlow, ProviderError, SetupStep};
+use latch_provider::{
+    BoxFuture, ErrorKey, Form, FormField, MfaSetupFlow, ProviderError, SetupStep,
+};
 use latch_store::Change;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
@@ -97,14 +99,18 @@ impl TotpSetupFlow {
             // Code posted before any secret was shown: Home Assistant would verify it
             // against an empty secret; latch shows a fresh secret instead.
             self.new_secret();
-            return Ok(SetupStep::Form(self.form().with_error(ErrorKey::InvalidCode)));
+            return Ok(SetupStep::Form(
+                self.form().with_error(ErrorKey::InvalidCode),
+            ));
         };
         let key = Zeroizing::new(decode_secret(secret.expose()).unwrap_or_default());
         let inner = Arc::clone(&self.inner);
-        let Some(step) = step_at(inner.now_unix())
-            .and_then(|t| matching_step(&key, code, t, SETUP_WINDOW))
+        let Some(step) =
+            step_at(inner.now_unix()).and_then(|t| matching_step(&key, code, t, SETUP_WINDOW))
         else {
-            return Ok(SetupStep::Form(self.form().with_error(ErrorKey::InvalidCode)));
+            return Ok(SetupStep::Form(
+                self.form().with_error(ErrorKey::InvalidCode),
+            ));
         };
 
         let codes = recovery::generate(inner.config.recovery_codes);

@@ -204,7 +204,10 @@ mod tests {
     #[test]
     fn quote_matches_python() {
         // urllib.parse.quote("a b/c:d?é~_.-") == 'a%20b/c%3Ad%3F%C3%A9~_.-'
-        assert_eq!(python_quote("a b/c:d?é~_.-", b"/"), "a%20b/c%3Ad%3F%C3%A9~_.-");
+        assert_eq!(
+            python_quote("a b/c:d?é~_.-", b"/"),
+            "a%20b/c%3Ad%3F%C3%A9~_.-"
+        );
         assert_eq!(python_quote("a/b", b""), "a%2Fb");
         assert_eq!(python_quote("+&=%", b"/"), "%2B%26%3D%25");
     }

@@ -1,7 +1,7 @@
 //! Shared helpers: a store in a temp home, a stopped clock, and an RFC 4226/6238 code
 //! generator written from the RFCs (own SHA-1, own HMAC), independent of the crate.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
@@ -43,9 +43,16 @@ impl Env {
     /// The code of the user's stored secret `offset` steps from now, computed by the
     /// independent generator below.
     pub fn code_for(&self, user: &UserId, offset: i64) -> String {
-        let secret = self.store.totp_secret(user.as_str()).expect("user has a secret");
+        let secret = self
+            .store
+            .totp_secret(user.as_str())
+            .expect("user has a secret");
         let step = self.now().div_euclid(30) + offset;
-        hotp(&base32_decode(secret.expose()), u64::try_from(step).unwrap(), 6)
+        hotp(
+            &base32_decode(secret.expose()),
+            u64::try_from(step).unwrap(),
+            6,
+        )
     }
 }
 
@@ -79,7 +86,13 @@ pub fn env_in(home: TempDir, config: TotpConfig) -> Env {
 
 /// FIPS 180-4 SHA-1.
 pub fn sha1(message: &[u8]) -> [u8; 20] {
-    let mut h: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
+    let mut h: [u32; 5] = [
+        0x6745_2301,
+        0xEFCD_AB89,
+        0x98BA_DCFE,
+        0x1032_5476,
+        0xC3D2_E1F0,
+    ];
     let mut data = message.to_vec();
     let bit_len = (message.len() as u64) * 8;
     data.push(0x80);
@@ -145,8 +158,12 @@ pub fn hmac_sha1(key: &[u8], message: &[u8]) -> [u8; 20] {
 pub fn hotp(key: &[u8], counter: u64, digits: u32) -> String {
     let mac = hmac_sha1(key, &counter.to_be_bytes());
     let offset = usize::from(mac[19] & 0x0f);
-    let bin = u32::from_be_bytes([mac[offset], mac[offset + 1], mac[offset + 2], mac[offset + 3]])
-        & 0x7fff_ffff;
+    let bin = u32::from_be_bytes([
+        mac[offset],
+        mac[offset + 1],
+        mac[offset + 2],
+        mac[offset + 3],
+    ]) & 0x7fff_ffff;
     let value = bin % 10u32.pow(digits);
     format!("{value:0width$}", width = digits as usize)
 }
