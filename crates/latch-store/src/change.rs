@@ -1,14 +1,18 @@
 //! Mutations: what [`Store::commit`](crate::Store::commit) takes and the journal records.
 //!
-//! Every change is an idempotent redo operation: it says what a key's value is (or that
-//! it is gone), never "add one more". Replaying any suffix of the journal over a snapshot
-//! that already contains part of it therefore ends in the same state.
+//! Every change says what a key's value is (or that it is gone), never "add one more",
+//! and applies leniently: a change naming something absent is a no-op. Replay itself is
+//! exact: each file's changes are replayed from the point its snapshot was taken (the
+//! journal's checkpoints tell), never over a state that already contains them, because
+//! the order of users, credentials and tokens would not survive a double application.
 
 use chrono::{DateTime, Utc};
 use latch_models::{
     CredentialId, Credentials, Group, GroupId, RefreshToken, RefreshTokenId, Secret, User, UserId,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::file::StoreFile;
 
 /// One entry of the `homeassistant` auth provider's file: a username and the Base64 of
 /// its bcrypt hash, stored exactly as given (normalisation and hashing are the provider's
@@ -93,12 +97,8 @@ pub enum Change {
         username: String,
     },
     /// Renames the entry `old` to `new` in place, keeping its password. On commit `old`
-    /// must exist and `new` must not.
-    ///
-    /// So that replay stays idempotent, the journal records a rename preceded by a
-    /// `PutHaUser` of `old` with its password at that moment, and replaying a rename
-    /// over a state where `new` exists already moves `old`'s password to `new` and
-    /// removes `old`.
+    /// must exist and `new` must not. (Applied leniently where `new` exists already,
+    /// `old` hands its password to `new` and goes.)
     RenameHaUser {
         /// Current username.
         old: String,
@@ -131,4 +131,28 @@ pub enum Change {
         /// The user.
         user_id: UserId,
     },
+}
+
+impl Change {
+    /// The file this change belongs to.
+    #[must_use]
+    pub fn file(&self) -> StoreFile {
+        match self {
+            Self::PutUser(_)
+            | Self::RemoveUser(_)
+            | Self::PutGroup(_)
+            | Self::RemoveGroup(_)
+            | Self::PutCredential(_)
+            | Self::RemoveCredential(_)
+            | Self::PutRefreshToken(_)
+            | Self::RemoveRefreshToken(_)
+            | Self::TokenUsage { .. }
+            | Self::SetTokenExpiry { .. } => StoreFile::Auth,
+            Self::PutHaUser { .. } | Self::RemoveHaUser { .. } | Self::RenameHaUser { .. } => {
+                StoreFile::HaProvider
+            }
+            Self::PutTotpSecret { .. } | Self::RemoveTotpSecret { .. } => StoreFile::Totp,
+            Self::PutTotpState { .. } | Self::RemoveTotpState { .. } => StoreFile::LatchTotp,
+        }
+    }
 }

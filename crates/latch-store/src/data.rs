@@ -49,6 +49,11 @@ impl<K: Clone + Eq + Hash + Borrow<str>, V> OrderedMap<K, V> {
         self.entries.len()
     }
 
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.entries.reserve(n);
+        self.index.reserve(n);
+    }
+
     pub(crate) fn get(&self, k: &str) -> Option<&V> {
         self.index.get(k).map(|&i| &self.entries[i].1)
     }
@@ -199,6 +204,14 @@ impl AuthData {
         }
     }
 
+    /// Reserves room for a load of known size.
+    pub(crate) fn reserve(&mut self, users: usize, credentials: usize, tokens: usize) {
+        self.users.reserve(users);
+        self.credentials.reserve(credentials);
+        self.tokens.reserve(tokens);
+        self.by_value.reserve(tokens);
+    }
+
     // ----- queries -----
 
     /// Users in file order.
@@ -282,7 +295,11 @@ impl AuthData {
         self.token_by_digest(&token_digest(token), token)
     }
 
-    pub(crate) fn token_by_digest(&self, digest: &TokenDigest, token: &str) -> Option<&RefreshToken> {
+    pub(crate) fn token_by_digest(
+        &self,
+        digest: &TokenDigest,
+        token: &str,
+    ) -> Option<&RefreshToken> {
         let ids: &[RefreshTokenId] = match self.by_value.get(digest)? {
             TokenRefs::One(id) => slice::from_ref(id),
             TokenRefs::Many(ids) => ids,
@@ -294,7 +311,10 @@ impl AuthData {
     }
 
     /// A user's refresh tokens in order (empty for an unknown user).
-    pub fn refresh_tokens_of<'a>(&'a self, user_id: &str) -> impl Iterator<Item = &'a RefreshToken> {
+    pub fn refresh_tokens_of<'a>(
+        &'a self,
+        user_id: &str,
+    ) -> impl Iterator<Item = &'a RefreshToken> {
         self.users
             .get(user_id)
             .map(|s| s.tokens.as_slice())
@@ -358,7 +378,11 @@ impl AuthData {
     pub(crate) fn capture(&self, file: StoreFile) -> FileSnapshot {
         match file {
             StoreFile::Auth => FileSnapshot::Auth {
-                users: self.users.iter().map(|(_, s)| Arc::clone(&s.user)).collect(),
+                users: self
+                    .users
+                    .iter()
+                    .map(|(_, s)| Arc::clone(&s.user))
+                    .collect(),
                 groups: self.groups.iter().map(|(_, g)| g.clone()).collect(),
                 credentials: self
                     .users
@@ -512,33 +536,6 @@ impl AuthData {
         }
     }
 
-    /// Applies a validated batch. Returns the file of each change and, if `journal` is
-    /// set, the batch as the journal records it: each rename preceded by a put of the
-    /// old entry with its current password (see [`Change::RenameHaUser`]).
-    pub(crate) fn apply_batch(
-        &mut self,
-        changes: Vec<Change>,
-        journal: bool,
-    ) -> (Vec<StoreFile>, Vec<Change>) {
-        let mut files = Vec::with_capacity(changes.len());
-        let mut journaled = Vec::new();
-        for change in changes {
-            if journal {
-                if let Change::RenameHaUser { old, .. } = &change
-                    && let Some(h) = self.ha_user(old)
-                {
-                    journaled.push(Change::PutHaUser {
-                        username: h.username.clone(),
-                        password: h.password.clone(),
-                    });
-                }
-                journaled.push(change.clone());
-            }
-            files.push(self.apply(change));
-        }
-        (files, journaled)
-    }
-
     pub(crate) fn put_user(&mut self, u: User) {
         if let Some(slot) = self.users.get_mut(u.id.as_str()) {
             slot.user = Arc::new(u);
@@ -603,7 +600,11 @@ impl AuthData {
         let Some(c) = self.credentials.remove(id) else {
             return;
         };
-        let Some(slot) = c.user_id.as_ref().and_then(|o| self.users.get_mut(o.as_str())) else {
+        let Some(slot) = c
+            .user_id
+            .as_ref()
+            .and_then(|o| self.users.get_mut(o.as_str()))
+        else {
             return;
         };
         slot.credentials.retain(|x| x.as_str() != id);
@@ -758,8 +759,12 @@ impl<'a> Overlay<'a> {
     fn credential_owner(&self, id: &str) -> Option<UserId> {
         match self.credentials.get(id) {
             Some(o) => o.clone(),
-            None => self
-                .stored_owner(self.data.credentials.get(id).and_then(|c| c.user_id.as_ref())),
+            None => self.stored_owner(
+                self.data
+                    .credentials
+                    .get(id)
+                    .and_then(|c| c.user_id.as_ref()),
+            ),
         }
     }
 
@@ -804,7 +809,11 @@ impl<'a> Overlay<'a> {
             Change::RemoveUser(id) => {
                 self.users.insert(id.clone(), None);
                 self.removed_users.insert(id.clone());
-                for owner in self.credentials.values_mut().chain(self.tokens.values_mut()) {
+                for owner in self
+                    .credentials
+                    .values_mut()
+                    .chain(self.tokens.values_mut())
+                {
                     if owner.as_ref() == Some(id) {
                         *owner = None;
                     }

@@ -34,13 +34,24 @@ pub(crate) fn encode(snapshot: &FileSnapshot) -> Result<Vec<u8>, StoreError> {
             };
             envelope(StoreFile::Auth, &data)
         }
-        FileSnapshot::HaProvider(users) => {
-            envelope(StoreFile::HaProvider, &UsersOut { users: HaUsersOut(users) })
-        }
-        FileSnapshot::Totp(users) => envelope(StoreFile::Totp, &UsersOut { users: TotpOut(users) }),
-        FileSnapshot::LatchTotp(users) => {
-            envelope(StoreFile::LatchTotp, &UsersOut { users: TotpStateOut(users) })
-        }
+        FileSnapshot::HaProvider(users) => envelope(
+            StoreFile::HaProvider,
+            &UsersOut {
+                users: HaUsersOut(users),
+            },
+        ),
+        FileSnapshot::Totp(users) => envelope(
+            StoreFile::Totp,
+            &UsersOut {
+                users: TotpOut(users),
+            },
+        ),
+        FileSnapshot::LatchTotp(users) => envelope(
+            StoreFile::LatchTotp,
+            &UsersOut {
+                users: TotpStateOut(users),
+            },
+        ),
     }
 }
 
@@ -53,7 +64,8 @@ fn envelope<T: Serialize>(file: StoreFile, data: &T) -> Result<Vec<u8>, StoreErr
         data: &'a T,
     }
     let mut out = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, PrettyFormatter::with_indent(b"  "));
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut out, PrettyFormatter::with_indent(b"  "));
     Envelope {
         version: STORAGE_VERSION,
         minor_version: STORAGE_MINOR_VERSION,
@@ -143,7 +155,10 @@ impl Serialize for TokenOut<'_> {
         st.serialize_field("access_token_expiration", &t.access_token_expiration)?;
         st.serialize_field("token", t.token.expose())?;
         st.serialize_field("jwt_key", t.jwt_key.expose())?;
-        st.serialize_field("last_used_at", &t.last_used_at.as_ref().map(format_datetime))?;
+        st.serialize_field(
+            "last_used_at",
+            &t.last_used_at.as_ref().map(format_datetime),
+        )?;
         st.serialize_field("last_used_ip", &t.last_used_ip)?;
         st.serialize_field("expire_at", &t.expire_at)?;
         st.serialize_field("credential_id", &t.credential_id)?;

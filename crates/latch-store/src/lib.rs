@@ -5,17 +5,26 @@
 //!
 //! - **Snapshots** in `<config_dir>/.storage/`: `auth`, `auth_provider.homeassistant`
 //!   and `auth_module.totp` byte-for-byte as Home Assistant writes them (envelope, field
-//!   order, orjson's two-space layout, Python's datetime and float text), so an existing
+//!   order, orjson's two-space layout and float text, Python's datetime text), so an existing
 //!   Home Assistant directory loads unchanged and Home Assistant can read what latch
 //!   writes. latch's own TOTP extensions live in a separate `latch.auth_module.totp`.
 //! - **A journal**, `latch.journal`: every acknowledged commit is appended as a
 //!   checksummed record and fsynced first; concurrent commits share one fsync (group
-//!   commit). A torn tail is dropped on open; compaction rewrites the snapshots (temp
-//!   file, fsync, rename, fsync of the directory) and empties the journal.
+//!   commit). A torn tail is dropped on open. Compaction (past a size bound and at
+//!   close) writes a checkpoint, rewrites the changed snapshots (temp file, fsync,
+//!   rename, fsync of the directory) and empties the journal; a crash at any point of it
+//!   reopens to exactly the acknowledged state. Journal frames are
+//!   `[u32 LE length][u32 LE crc32][JSON payload]`, one per write: a group of batches
+//!   `[{"seq": n, "changes": [...]}, ...]` or a compaction checkpoint
+//!   `{"checkpoint": n, "files": {"auth": "<sha-256>", ...}}`.
+//! - **Usage metadata** (`last_used_at`, `last_used_ip`, sliding `expire_at`) is
+//!   coalesced and journaled at most once per interval (1 s by default): a crash may
+//!   lose the usage of that last interval, and nothing else.
 //!
 //! Loading follows Home Assistant's rules and soft migrations (reference §1), with one
 //! deliberate difference: a file that is not valid JSON stops the open with its path and
-//! the parse error and is never renamed, replaced or overwritten.
+//! the parse error and is never renamed, replaced or overwritten. Datetimes in other
+//! offsets are converted to UTC (and written back as UTC).
 //!
 //! What it must not do: no auth logic (password hashing, username normalisation, token
 //! expiry rules and TOTP codes belong to the provider, token and MFA crates), no async

@@ -1,11 +1,13 @@
 //! Reading the snapshot files, with Home Assistant's loading rules and soft migration
 //! (reference §1.1 and §1.2).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::fs;
 use std::io;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::thread;
 
 use latch_models::{
     Credentials, GROUP_ID_ADMIN, GROUP_ID_READ_ONLY, GROUP_ID_USER, Group, GroupId, RefreshToken,
@@ -17,7 +19,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::error::Category;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::change::{HaUser, TotpState};
 use crate::data::{AuthData, OrderedMap, UserSlot};
@@ -43,15 +45,11 @@ pub(crate) struct LoadedDir {
 
 /// Reads all four snapshot files. Fails on the first bad one, changing nothing.
 pub(crate) fn load_dir(dir: &Path) -> Result<LoadedDir, StoreError> {
-    let auth = read_file::<RawAuth>(dir, StoreFile::Auth)?;
+    let (mut data, auth_digest, auth_rewrite) = read_auth(dir)?;
     let provider = read_file::<RawProvider>(dir, StoreFile::HaProvider)?;
     let totp = read_file::<RawTotp>(dir, StoreFile::Totp)?;
     let latch_totp = read_file::<RawTotp>(dir, StoreFile::LatchTotp)?;
 
-    let mut data = match auth.data {
-        Some(raw) => build_auth(raw, &dir.join(StoreFile::Auth.name()))?,
-        None => AuthData::new(),
-    };
     if let Some(raw) = provider.data {
         data.ha_users = raw
             .users
@@ -86,16 +84,44 @@ pub(crate) fn load_dir(dir: &Path) -> Result<LoadedDir, StoreError> {
 
     Ok(LoadedDir {
         data,
-        digests: [auth.digest, provider.digest, totp.digest, latch_totp.digest],
-        // Home Assistant saves `auth` 300 s after every load (so a migrated file gets
-        // rewritten); any file whose minor version differs is saved straight away.
+        digests: [auth_digest, provider.digest, totp.digest, latch_totp.digest],
+        // Home Assistant saves `auth` 300 s after every load, so a migrated file gets
+        // rewritten (latch does it at the next compaction); any file whose minor version
+        // differs is saved straight away.
         rewrite: [
-            auth.digest.is_some(),
+            auth_rewrite,
             provider.rewrite,
             totp.rewrite,
             latch_totp.rewrite,
         ],
     })
+}
+
+/// `auth`, which may be large: parsed borrowing from the file's bytes while another
+/// thread computes their digest.
+/// Returns the data, the file's digest and whether it should be rewritten.
+fn read_auth(dir: &Path) -> Result<(AuthData, Option<FileDigest>, bool), StoreError> {
+    let path = dir.join(StoreFile::Auth.name());
+    let bytes = match fs::read(&path) {
+        Ok(b) => Zeroizing::new(b),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok((AuthData::new(), None, false));
+        }
+        Err(e) => return Err(StoreError::io("read", path, e)),
+    };
+    let (digest, data) = thread::scope(|s| {
+        let digest = s.spawn(|| file_digest(&bytes));
+        let data = parse_envelope::<RawAuth<'_>>(&bytes, StoreFile::Auth, &path).and_then(
+            |(raw, rewrite)| match raw {
+                Some(raw) => build_auth(raw, &path).map(|(d, migrated)| (d, rewrite || migrated)),
+                None => Ok((AuthData::new(), rewrite)),
+            },
+        );
+        (digest.join(), data)
+    });
+    let digest = digest.unwrap_or_else(|_| file_digest(&bytes));
+    let (data, rewrite) = data?;
+    Ok((data, Some(digest), rewrite))
 }
 
 /// One file: `data` is `None` when Home Assistant would use its defaults.
@@ -131,8 +157,8 @@ fn read_file<D: DeserializeOwned>(dir: &Path, file: StoreFile) -> Result<Loaded<
 
 /// Parses Home Assistant's envelope (§1.1 steps 3–6) and the payload as `D`.
 /// Returns the payload (`None` for defaults) and whether the file should be rewritten.
-fn parse_envelope<D: DeserializeOwned>(
-    bytes: &[u8],
+fn parse_envelope<'de, D: Deserialize<'de>>(
+    bytes: &'de [u8],
     file: StoreFile,
     path: &Path,
 ) -> Result<(Option<D>, bool), StoreError> {
@@ -301,12 +327,13 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 }
 
 #[derive(Deserialize)]
-struct RawAuth {
+struct RawAuth<'a> {
     #[serde(default)]
     groups: Vec<RawGroup>,
     users: Vec<RawUser>,
     credentials: Vec<RawCredential>,
-    refresh_tokens: Vec<RawToken>,
+    #[serde(borrow)]
+    refresh_tokens: Vec<RawToken<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -342,8 +369,9 @@ struct RawCredential {
     data: Map<String, Value>,
 }
 
+/// Strings only parsed are borrowed from the file where they have no escapes.
 #[derive(Deserialize)]
-struct RawToken {
+struct RawToken<'a> {
     id: String,
     user_id: String,
     #[serde(deserialize_with = "nullable")]
@@ -352,15 +380,16 @@ struct RawToken {
     client_name: Option<String>,
     #[serde(default)]
     client_icon: Option<String>,
-    #[serde(default)]
-    token_type: Option<String>,
-    created_at: String,
+    #[serde(default, borrow)]
+    token_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    created_at: Cow<'a, str>,
     access_token_expiration: f64,
     token: String,
     #[serde(default, deserialize_with = "present")]
     jwt_key: Option<Option<String>>,
-    #[serde(default)]
-    last_used_at: Option<String>,
+    #[serde(default, borrow)]
+    last_used_at: Option<Cow<'a, str>>,
     #[serde(default)]
     last_used_ip: Option<String>,
     #[serde(default)]
@@ -389,9 +418,11 @@ struct RawTotp {
     users: Map<String, Value>,
 }
 
-/// Home Assistant's `AuthStore._async_load_task`, step by step (§1.2).
-fn build_auth(raw: RawAuth, path: &Path) -> Result<AuthData, StoreError> {
+/// Home Assistant's `AuthStore._async_load_task`, step by step (§1.2). Also tells
+/// whether the migration dropped or added anything.
+fn build_auth(raw: RawAuth<'_>, path: &Path) -> Result<(AuthData, bool), StoreError> {
     let path: PathBuf = path.to_owned();
+    let mut migrated = false;
 
     // 1. Groups.
     let mut groups: OrderedMap<GroupId, Group> = OrderedMap::new();
@@ -416,6 +447,7 @@ fn build_auth(raw: RawAuth, path: &Path) -> Result<AuthData, StoreError> {
                 None | Some(Value::Null) => {
                     // A custom group without a policy is dropped (migration from state 1).
                     group_without_policy = Some(g.id);
+                    migrated = true;
                     continue;
                 }
                 Some(v) => serde_json::from_value::<Policy>(v).map_err(|e| {
@@ -446,10 +478,16 @@ fn build_auth(raw: RawAuth, path: &Path) -> Result<AuthData, StoreError> {
     ] {
         if let Some(g) = system_group(id).filter(|_| !present) {
             groups.insert(g.id.clone(), g);
+            migrated = true;
         }
     }
 
     let mut data = AuthData::with_groups(groups);
+    data.reserve(
+        raw.users.len(),
+        raw.credentials.len(),
+        raw.refresh_tokens.len(),
+    );
 
     // 5. Users.
     for u in raw.users {
@@ -514,7 +552,10 @@ fn build_auth(raw: RawAuth, path: &Path) -> Result<AuthData, StoreError> {
     for t in raw.refresh_tokens {
         let jwt_key = match t.jwt_key {
             // Pre-0.76 tokens have no jwt_key: skipped silently.
-            None => continue,
+            None => {
+                migrated = true;
+                continue;
+            }
             Some(None) => {
                 return Err(StoreError::invalid(
                     &path,
@@ -531,19 +572,23 @@ fn build_auth(raw: RawAuth, path: &Path) -> Result<AuthData, StoreError> {
                 path = %path.display(),
                 "ignoring refresh token with invalid created_at"
             );
+            migrated = true;
             continue;
         };
         let token_type = match t.token_type {
-            Some(s) => s.parse::<TokenType>().map_err(|e| {
-                StoreError::invalid(&path, format!("refresh token {}: {e}", t.id))
-            })?,
+            Some(s) => s
+                .parse::<TokenType>()
+                .map_err(|e| StoreError::invalid(&path, format!("refresh token {}: {e}", t.id)))?,
             None if t.client_id.is_none() => TokenType::System,
             None => TokenType::Normal,
         };
         if !data.users.contains(&t.user_id) {
             return Err(StoreError::invalid(
                 &path,
-                format!("refresh token {} belongs to unknown user {}", t.id, t.user_id),
+                format!(
+                    "refresh token {} belongs to unknown user {}",
+                    t.id, t.user_id
+                ),
             ));
         }
         let last_used_at = t
@@ -551,10 +596,11 @@ fn build_auth(raw: RawAuth, path: &Path) -> Result<AuthData, StoreError> {
             .as_deref()
             .filter(|s| !s.is_empty())
             .and_then(parse_datetime);
-        let credential_id = t
-            .credential_id
-            .filter(|c| data.credentials.contains_key(c.as_str()))
-            .map(Into::into);
+        let credential_id = t.credential_id.and_then(|c| {
+            let known = data.credentials.contains_key(c.as_str());
+            migrated |= !known;
+            known.then(|| c.into())
+        });
         data.put_token(RefreshToken {
             id: t.id.into(),
             user_id: t.user_id.into(),
@@ -573,7 +619,7 @@ fn build_auth(raw: RawAuth, path: &Path) -> Result<AuthData, StoreError> {
             version: t.version,
         });
     }
-    Ok(data)
+    Ok((data, migrated))
 }
 
 #[cfg(test)]
@@ -582,7 +628,7 @@ mod tests {
 
     /// (has data, rewrite)
     fn parse(json: &str) -> Result<(bool, bool), StoreError> {
-        parse_envelope::<RawAuth>(json.as_bytes(), StoreFile::Auth, Path::new("/x/auth"))
+        parse_envelope::<RawAuth<'_>>(json.as_bytes(), StoreFile::Auth, Path::new("/x/auth"))
             .map(|(d, rewrite)| (d.is_some(), rewrite))
     }
 
@@ -597,9 +643,15 @@ mod tests {
     #[test]
     fn versions() {
         let e = parse(r#"{"version":2,"data":{"whatever":[]}}"#).unwrap_err();
-        assert!(matches!(e, StoreError::UnsupportedVersion { found: 2, .. }), "{e}");
+        assert!(
+            matches!(e, StoreError::UnsupportedVersion { found: 2, .. }),
+            "{e}"
+        );
         let e = parse(r#"{"version":0,"data":{}}"#).unwrap_err();
-        assert!(matches!(e, StoreError::UnsupportedVersion { found: 0, .. }), "{e}");
+        assert!(
+            matches!(e, StoreError::UnsupportedVersion { found: 0, .. }),
+            "{e}"
+        );
         let e = parse(r#"{"data":{"users":[],"credentials":[],"refresh_tokens":[]},"key":"auth"}"#)
             .unwrap_err();
         assert!(e.to_string().contains("no version"), "{e}");

@@ -1,6 +1,6 @@
-//! Replay idempotence: any journal suffix replayed over any later snapshot (files written
-//! at different moments, as a crash during compaction leaves them) ends in the state
-//! after the whole sequence.
+//! Replay is exact: whatever mix of old and new snapshot files a crash during compaction
+//! leaves, with the journal and its checkpoint, opening ends in the state after the whole
+//! sequence (order included), and that state survives its own files.
 
 use std::fs;
 
@@ -12,7 +12,8 @@ use latch_models::{
 use proptest::prelude::*;
 use serde_json::{Map, json};
 
-use crate::journal::encode_frame;
+use crate::journal::{Checkpoint, encode_checkpoint, encode_frame};
+use crate::load::file_digest;
 use crate::{AuthData, Change, Store, StoreFile, StoreOptions};
 
 const USERS: [&str; 4] = ["u0", "u1", "u2", "u3"];
@@ -108,7 +109,8 @@ fn to_change(op: &Op) -> Change {
         Op::PutCredential(c, u, v) => {
             let mut data = Map::new();
             data.insert("username".into(), json!(format!("user{v}")));
-            let mut cred = Credentials::new("homeassistant", (v % 2 == 0).then(|| "x".into()), data);
+            let mut cred =
+                Credentials::new("homeassistant", (v % 2 == 0).then(|| "x".into()), data);
             cred.id = CREDS[c].into();
             cred.user_id = Some(USERS[u].into());
             Change::PutCredential(cred)
@@ -120,8 +122,11 @@ fn to_change(op: &Op) -> Change {
             client_id: (v % 3 != 0).then(|| "http://localhost:8123/".into()),
             client_name: None,
             client_icon: (v % 5 == 0).then(|| "mdi:x".into()),
-            token_type: [TokenType::Normal, TokenType::System, TokenType::LongLivedAccessToken]
-                [usize::from(v % 3)],
+            token_type: [
+                TokenType::Normal,
+                TokenType::System,
+                TokenType::LongLivedAccessToken,
+            ][usize::from(v % 3)],
             created_at: t0 + TimeDelta::microseconds(i64::from(v) * 1_234_567),
             access_token_expiration: 1800.0 + f64::from(v),
             // Values repeat across tokens now and then, like Home Assistant's tests.
@@ -173,8 +178,7 @@ fn to_change(op: &Op) -> Change {
     }
 }
 
-/// The valid batches of a generated sequence (as the journal records them), and the
-/// state after each.
+/// The valid batches of a generated sequence, and the state after each.
 fn valid_history(batches: &[Vec<Op>]) -> (Vec<Vec<Change>>, Vec<AuthData>) {
     let mut data = AuthData::new();
     let mut states = vec![data.clone()];
@@ -182,8 +186,10 @@ fn valid_history(batches: &[Vec<Op>]) -> (Vec<Vec<Change>>, Vec<AuthData>) {
     for ops in batches {
         let changes: Vec<Change> = ops.iter().map(to_change).collect();
         if data.check(&changes).is_ok() {
-            let (_, journaled) = data.apply_batch(changes, true);
-            kept.push(journaled);
+            for c in changes.clone() {
+                data.apply(c);
+            }
+            kept.push(changes);
             states.push(data.clone());
         }
     }
@@ -194,43 +200,55 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
-    fn replaying_a_journal_suffix_over_later_snapshots_is_idempotent(
+    fn replay_after_an_interrupted_compaction_is_exact(
         batches in proptest::collection::vec(proptest::collection::vec(op(), 1..4), 1..40),
         picks in (any::<prop::sample::Index>(), any::<prop::sample::Index>(), any::<prop::sample::Index>()),
+        renamed in any::<[bool; 4]>(),
     ) {
         let (kept, states) = valid_history(&batches);
         let m = kept.len();
-        // Journal from batch j; auth file as of k1, the other files as of k2; j <= k1, k2 <= m.
+        // The last completed compaction left the files at batch j and the journal from
+        // j + 1. The interrupted one captured batch k, wrote its checkpoint after the
+        // first p journaled batches, and renamed the files flagged in `renamed`.
         let j = picks.0.index(m + 1);
-        let k1 = j + picks.1.index(m + 1 - j);
-        let k2 = j + picks.2.index(m + 1 - j);
+        let k = j + picks.1.index(m + 1 - j);
+        let p = picks.2.index(k - j + 1);
 
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join(".storage");
         fs::create_dir(&storage).unwrap();
-        for (file, k) in [
-            (StoreFile::Auth, k1),
-            (StoreFile::HaProvider, k2),
-            (StoreFile::Totp, k2),
-            (StoreFile::LatchTotp, k2),
-        ] {
-            fs::write(storage.join(file.name()), states[k].encode(file).unwrap()).unwrap();
+        let mut files = [None; 4];
+        for f in StoreFile::ALL {
+            let new = states[k].encode(f).unwrap();
+            files[f.index()] = Some(file_digest(&new));
+            let content = if renamed[f.index()] { new } else { states[j].encode(f).unwrap() };
+            fs::write(storage.join(f.name()), content).unwrap();
         }
         let mut journal = Vec::new();
         for (i, changes) in kept.iter().enumerate().skip(j) {
+            if i == j + p {
+                journal.extend(encode_checkpoint(&Checkpoint { seq: k as u64, files }).unwrap());
+            }
             let bytes = serde_json::to_vec(changes).unwrap();
             journal.extend(encode_frame([(i as u64 + 1, bytes.as_slice())]).unwrap());
+        }
+        if j + p == m {
+            journal.extend(encode_checkpoint(&Checkpoint { seq: k as u64, files }).unwrap());
         }
         fs::write(storage.join(crate::JOURNAL_FILE), journal).unwrap();
 
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let replayed = store.snapshot();
-        prop_assert!(replayed == states[m], "j={} k1={} k2={} m={}", j, k1, k2, m);
-        // And it survives a compaction and a reload unchanged.
+        prop_assert!(store.snapshot() == states[m], "j={} k={} p={} m={}", j, k, p, m);
+        // New commits continue the sequence, and everything survives a close.
+        store.commit_blocking(vec![Change::PutHaUser {
+            username: "after".into(),
+            password: Secret::new("x"),
+        }]).unwrap();
+        let expected = store.snapshot();
         store.close_blocking().unwrap();
         drop(store);
         let reloaded = Store::open(dir.path(), StoreOptions::default()).unwrap().snapshot();
-        prop_assert!(reloaded == states[m]);
+        prop_assert!(reloaded == expected);
     }
 
     #[test]
@@ -252,4 +270,3 @@ proptest! {
         }
     }
 }
-

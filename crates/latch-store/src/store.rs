@@ -13,9 +13,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use latch_models::{
-    Credentials, Group, RefreshToken, RefreshTokenId, Secret, User, UserId,
-};
+use latch_models::{Credentials, Group, RefreshToken, RefreshTokenId, Secret, User, UserId};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
@@ -254,12 +252,33 @@ impl Store {
         for (v, rewrite) in versions.iter_mut().zip(loaded.rewrite) {
             *v = u64::from(rewrite);
         }
-        let mut next_seq = 1;
+        // A file whose digest matches a checkpoint already holds every batch up to it.
+        let mut replay_after = [0u64; 4];
+        for f in StoreFile::ALL {
+            if let Some(cp) = scan
+                .checkpoints
+                .iter()
+                .rev()
+                .find(|cp| cp.files[f.index()] == loaded.digests[f.index()])
+            {
+                replay_after[f.index()] = cp.seq;
+            }
+        }
+        let mut next_seq = scan
+            .checkpoints
+            .iter()
+            .map(|cp| cp.seq.saturating_add(1))
+            .max()
+            .unwrap_or(1);
         let replayed = scan.batches.len();
         for batch in scan.batches {
-            next_seq = batch.seq.saturating_add(1);
+            next_seq = next_seq.max(batch.seq.saturating_add(1));
             for change in batch.changes {
-                versions[data.apply(change).index()] += 1;
+                let file = change.file();
+                if batch.seq > replay_after[file.index()] {
+                    data.apply(change);
+                    versions[file.index()] += 1;
+                }
             }
         }
         let file_len = bytes.len() as u64;
@@ -313,8 +332,11 @@ impl Store {
             journal_path,
             journal_len: scan.valid_len,
             options,
-            digests: loaded.digests,
+            on_disk: loaded
+                .digests
+                .map(|d| d.map_or(OnDisk::Missing, OnDisk::Digest)),
             persisted: [0; 4],
+            snapshot_seq: 0,
             poisoned: false,
             usage_deadline: None,
         };
@@ -373,25 +395,13 @@ impl Store {
         if changes.is_empty() {
             return Ok(false);
         }
-        let encode = |changes: &[Change]| {
-            serde_json::to_vec(changes)
-                .map(Zeroizing::new)
-                .map_err(|source| StoreError::Encode {
+        let payload =
+            Zeroizing::new(
+                serde_json::to_vec(&changes).map_err(|source| StoreError::Encode {
                     what: "a batch of changes",
                     source,
-                })
-        };
-        // A rename is journaled after a put of the old entry with its current password
-        // (see `Change::RenameHaUser`), which is only known under the lock; every other
-        // batch is encoded before taking it.
-        let has_rename = changes
-            .iter()
-            .any(|c| matches!(c, Change::RenameHaUser { .. }));
-        let early = if has_rename {
-            None
-        } else {
-            Some(encode(&changes)?)
-        };
+                })?,
+            );
         let shared = &self.inner.shared;
         let mut st = shared.state.write();
         if st.closed {
@@ -403,17 +413,10 @@ impl Store {
         st.data
             .check(&changes)
             .map_err(|(index, reason)| StoreError::Rejected { index, reason })?;
-        let (files, journaled) = st.data.apply_batch(changes, has_rename);
-        for file in files {
+        for change in changes {
+            let file = st.data.apply(change);
             st.versions[file.index()] += 1;
         }
-        let payload = match early {
-            Some(p) => p,
-            // Encoding plain data cannot fail; if it did, memory would be ahead of the disk.
-            None => encode(&journaled).inspect_err(|e| {
-                let _ = shared.poisoned.set(e.to_string());
-            })?,
-        };
         let seq = st.next_seq;
         st.next_seq += 1;
         let record = Record {
@@ -456,10 +459,7 @@ impl Store {
         if let Some(e) = shared.poisoned_error() {
             return Err(e);
         }
-        if !st
-            .data
-            .set_usage(id, last_used_at, last_used_ip, expire_at)
-        {
+        if !st.data.set_usage(id, last_used_at, last_used_ip, expire_at) {
             return Err(rejected(ChangeError::UnknownRefreshToken(id.into())));
         }
         st.versions[StoreFile::Auth.index()] += 1;
@@ -491,7 +491,11 @@ impl Store {
         rx.recv().unwrap_or(Err(StoreError::Closed))
     }
 
-    fn send_control(&self, msg: impl FnOnce(Waiter) -> Msg, waiter: Waiter) -> Result<(), StoreError> {
+    fn send_control(
+        &self,
+        msg: impl FnOnce(Waiter) -> Msg,
+        waiter: Waiter,
+    ) -> Result<(), StoreError> {
         let st = self.inner.shared.state.read();
         if st.closed {
             return Err(StoreError::Closed);
@@ -745,6 +749,24 @@ impl WriteFailure {
     }
 }
 
+/// What a snapshot file holds on disk, as far as the writer knows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnDisk {
+    Missing,
+    Digest(FileDigest),
+    /// A compaction failed while writing it: it may hold either version.
+    Unknown,
+}
+
+impl OnDisk {
+    fn digest(self) -> Option<FileDigest> {
+        match self {
+            Self::Digest(d) => Some(d),
+            Self::Missing | Self::Unknown => None,
+        }
+    }
+}
+
 /// The writer thread: the only code that writes to the directory after open.
 struct Writer {
     shared: Arc<Shared>,
@@ -754,10 +776,13 @@ struct Writer {
     journal_path: PathBuf,
     journal_len: u64,
     options: StoreOptions,
-    /// Digest of each snapshot file as on disk; `None` if missing.
-    digests: [Option<FileDigest>; 4],
+    /// What each snapshot file holds on disk.
+    on_disk: [OnDisk; 4],
     /// Per file, the version last made durable.
     persisted: [u64; 4],
+    /// The last batch the snapshot files hold: queued batches up to it need no journal
+    /// write (the snapshot made them durable).
+    snapshot_seq: u64,
     poisoned: bool,
     usage_deadline: Option<Instant>,
 }
@@ -912,7 +937,18 @@ impl Writer {
         if records.is_empty() {
             return;
         }
-        let records = std::mem::take(records);
+        let mut records = std::mem::take(records);
+        // Batches a compaction captured are durable in the snapshot files already.
+        let in_snapshot = records
+            .iter()
+            .take_while(|r| r.seq <= self.snapshot_seq)
+            .count();
+        for r in records.drain(..in_snapshot) {
+            self.acknowledge(r);
+        }
+        if records.is_empty() {
+            return;
+        }
         if self.poisoned {
             for r in records {
                 if let Some(w) = r.waiter {
@@ -924,17 +960,8 @@ impl Writer {
         let result = self.append(&records);
         match result {
             Ok(()) => {
-                let stats = &self.shared.stats;
                 for r in records {
-                    match r.waiter {
-                        Some(w) => {
-                            stats.commits.fetch_add(1, Ordering::Relaxed);
-                            w.send(Ok(()));
-                        }
-                        None => {
-                            stats.usage_flushes.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
+                    self.acknowledge(r);
                 }
             }
             Err(failure) => {
@@ -948,15 +975,39 @@ impl Writer {
         }
     }
 
+    fn acknowledge(&self, r: Record) {
+        let stats = &self.shared.stats;
+        match r.waiter {
+            Some(w) => {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                w.send(Ok(()));
+            }
+            None => {
+                stats.usage_flushes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     fn append(&mut self, records: &[Record]) -> Result<(), WriteFailure> {
+        let frame = journal::encode_frame(records.iter().map(|r| (r.seq, r.changes.as_slice())));
+        self.append_frame(frame)
+    }
+
+    /// Appends one frame and syncs it.
+    fn append_frame(&mut self, frame: Result<Vec<u8>, String>) -> Result<(), WriteFailure> {
         let path = self.journal_path.clone();
-        let frame = journal::encode_frame(records.iter().map(|r| (r.seq, r.changes.as_slice())))
-            .map_err(|msg| WriteFailure::new("encode a record for", &path, io::Error::other(msg)))?;
+        let frame = frame.map_err(|msg| {
+            WriteFailure::new("encode a record for", &path, io::Error::other(msg))
+        })?;
         let frame = Zeroizing::new(frame);
         self.step(WriteStep::JournalWrite)
             .map_err(|e| WriteFailure::new("append to", &path, e))?;
         let journal = self.journal.as_mut().ok_or_else(|| {
-            WriteFailure::new("append to", &path, io::Error::other("the journal is closed"))
+            WriteFailure::new(
+                "append to",
+                &path,
+                io::Error::other("the journal is closed"),
+            )
         })?;
         journal
             .write_all(&frame)
@@ -985,49 +1036,75 @@ impl Writer {
     }
 
     /// Writes every changed snapshot file, makes the renames durable, then empties the
-    /// journal. A crash at any point leaves a loadable directory with every acknowledged
-    /// change: until the journal is emptied it holds everything, and replaying it over
-    /// newer snapshots is harmless (changes are idempotent).
+    /// journal.
+    ///
+    /// Order, so that a crash at any point leaves a loadable directory holding every
+    /// acknowledged change and applying none twice:
+    /// 1. capture the state after batch N under a short read lock and encode it;
+    /// 2. append a checkpoint (N and the new files' digests) to the journal, synced;
+    /// 3. per changed file: temp file (0600, exclusive), write, fsync, rename over it;
+    /// 4. fsync the directory;
+    /// 5. truncate the journal (it holds nothing after N: this thread writes it).
+    ///
+    /// Until step 5 the journal holds every batch; on open each file replays only the
+    /// batches after the checkpoint its digest matches (or all, if none does).
     fn compact(&mut self) -> Result<(), StoreError> {
         if self.poisoned || self.journal.is_none() {
             return Err(self.poisoned_error());
         }
-        let captured: Vec<(StoreFile, u64, crate::data::FileSnapshot)> = {
+        let (seq, captured) = {
             let st = self.shared.state.read();
-            StoreFile::ALL
+            let captured: Vec<(StoreFile, u64, crate::data::FileSnapshot)> = StoreFile::ALL
                 .into_iter()
-                .filter(|f| st.versions[f.index()] != self.persisted[f.index()])
+                .filter(|f| {
+                    st.versions[f.index()] != self.persisted[f.index()]
+                        || self.on_disk[f.index()] == OnDisk::Unknown
+                })
                 .map(|f| (f, st.versions[f.index()], st.data.capture(f)))
-                .collect()
+                .collect();
+            (st.next_seq - 1, captured)
         };
         if captured.is_empty() && self.journal_len == 0 {
+            self.snapshot_seq = seq;
             return Ok(());
         }
-        let mut written = Vec::new();
+        let mut to_write = Vec::new();
         for (file, version, snapshot) in captured {
             let bytes = Zeroizing::new(format::encode(&snapshot)?);
             drop(snapshot);
             let digest = file_digest(&bytes);
-            if self.digests[file.index()] == Some(digest) {
+            if self.on_disk[file.index()] == OnDisk::Digest(digest) {
                 self.persisted[file.index()] = version;
-                continue;
+            } else {
+                to_write.push((file, version, digest, bytes));
             }
-            self.write_snapshot(file, &bytes)?;
-            written.push((file, version, digest));
         }
-        if !written.is_empty() {
-            let dir = self.shared.dir.clone();
-            self.step(WriteStep::DirSync)
-                .map_err(|e| StoreError::io("sync", &dir, e))?;
-            sync_dir(&dir)?;
-        }
-        for (file, version, digest) in written {
-            self.digests[file.index()] = Some(digest);
-            self.persisted[file.index()] = version;
-            self.shared
-                .stats
-                .snapshot_writes
-                .fetch_add(1, Ordering::Relaxed);
+        if !to_write.is_empty() {
+            let mut files = self.on_disk.map(OnDisk::digest);
+            for (file, _, digest, _) in &to_write {
+                files[file.index()] = Some(*digest);
+            }
+            let checkpoint = journal::encode_checkpoint(&journal::Checkpoint { seq, files });
+            if let Err(failure) = self.append_frame(checkpoint) {
+                self.poison(failure.error().to_string());
+                return Err(failure.error());
+            }
+            let written = self.write_snapshots(&to_write);
+            if written.is_err() {
+                // Some files may have been renamed: rewrite them next time whatever.
+                for (file, ..) in &to_write {
+                    self.on_disk[file.index()] = OnDisk::Unknown;
+                }
+                return written;
+            }
+            for (file, version, digest, _) in &to_write {
+                self.on_disk[file.index()] = OnDisk::Digest(*digest);
+                self.persisted[file.index()] = *version;
+                self.shared
+                    .stats
+                    .snapshot_writes
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
         if self.journal_len > 0
             && let Err(failure) = self.truncate_journal()
@@ -1035,9 +1112,27 @@ impl Writer {
             self.poison(failure.error().to_string());
             return Err(failure.error());
         }
-        self.shared.stats.compactions.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(dir = %self.shared.dir.display(), "compacted");
+        self.snapshot_seq = seq;
+        self.shared
+            .stats
+            .compactions
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(dir = %self.shared.dir.display(), seq, "compacted");
         Ok(())
+    }
+
+    /// Steps 3 and 4 of [`Writer::compact`].
+    fn write_snapshots(
+        &self,
+        files: &[(StoreFile, u64, FileDigest, Zeroizing<Vec<u8>>)],
+    ) -> Result<(), StoreError> {
+        for (file, _, _, bytes) in files {
+            self.write_snapshot(*file, bytes)?;
+        }
+        let dir = &self.shared.dir;
+        self.step(WriteStep::DirSync)
+            .map_err(|e| StoreError::io("sync", dir, e))?;
+        sync_dir(dir)
     }
 
     fn truncate_journal(&mut self) -> Result<(), WriteFailure> {
@@ -1096,5 +1191,35 @@ impl Writer {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handle_is_send_sync_and_clone() {
+        fn shareable<T: Send + Sync + Clone + 'static>() {}
+        shareable::<Store>();
+    }
+
+    #[test]
+    fn a_clone_shares_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let b = a.clone();
+        a.commit_blocking(vec![Change::PutHaUser {
+            username: "x".into(),
+            password: Secret::new("p"),
+        }])
+        .unwrap();
+        assert!(b.ha_user("x").is_some());
+        drop(a);
+        b.commit_blocking(vec![Change::RemoveHaUser {
+            username: "x".into(),
+        }])
+        .unwrap();
+        assert!(b.ha_user("x").is_none());
     }
 }

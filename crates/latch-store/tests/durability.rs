@@ -1,5 +1,6 @@
 //! Durability: crash consistency at every write step, torn tails, corruption, group
 //! commit, usage coalescing, permissions and the directory lock.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -64,7 +65,9 @@ fn token(id: &str, user: &str, credential: Option<&str>) -> RefreshToken {
     }
 }
 
-fn options_with_hook(hook: impl Fn(WriteStep) -> io::Result<()> + Send + Sync + 'static) -> StoreOptions {
+fn options_with_hook(
+    hook: impl Fn(WriteStep) -> io::Result<()> + Send + Sync + 'static,
+) -> StoreOptions {
     StoreOptions {
         fault_hook: Some(Arc::new(hook)),
         ..StoreOptions::default()
@@ -199,7 +202,7 @@ fn a_failure_at_every_write_step_leaves_a_loadable_store_with_every_acknowledged
         assert!(steps.contains(&expected), "{expected:?} never happened");
     }
 
-    for fail_at in 0..steps.len() {
+    for (fail_at, failing_step) in steps.iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         let count = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&count);
@@ -215,7 +218,7 @@ fn a_failure_at_every_write_step_leaves_a_loadable_store_with_every_acknowledged
         );
         // The process "crashes" here: everything is dropped, then reopened from disk.
         let reopened = Store::open(dir.path(), StoreOptions::default())
-            .unwrap_or_else(|e| panic!("failure at step {fail_at} ({:?}): {e}", steps[fail_at]));
+            .unwrap_or_else(|e| panic!("failure at step {fail_at} ({failing_step:?}): {e}"));
         let state = reopened.snapshot();
 
         let mut acked = AuthData::new();
@@ -240,9 +243,8 @@ fn a_failure_at_every_write_step_leaves_a_loadable_store_with_every_acknowledged
         }
         assert!(
             state == acked || (maybe_seen && state == with_maybe),
-            "failure at step {fail_at} ({:?}): the reopened state is neither the acknowledged \
-             commits nor those plus the unacknowledged one",
-            steps[fail_at]
+            "failure at step {fail_at} ({failing_step:?}): the reopened state is neither the \
+             acknowledged commits nor those plus the unacknowledged one"
         );
         assert!(
             storage_files(dir.path())
@@ -469,6 +471,162 @@ async fn concurrent_writers_share_fsyncs_and_all_survive() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commits_racing_compactions_reopen_to_the_exact_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            compact_after_bytes: 2048,
+            ..options_with_hook(|step| {
+                if step == WriteStep::JournalSync {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(())
+            })
+        },
+    )
+    .unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..30 {
+                // Removing and re-adding users moves them to the end: order matters.
+                let a = format!("u{t}-{}", i % 3);
+                let b = format!("u{t}-{}", (i + 1) % 3);
+                store
+                    .commit(vec![Change::RemoveUser(a.as_str().into())])
+                    .await
+                    .unwrap();
+                store
+                    .commit(vec![
+                        Change::RemoveUser(b.as_str().into()),
+                        Change::PutUser(user(&b)),
+                        Change::PutRefreshToken(token(&format!("t{t}-{i}"), &b, None)),
+                    ])
+                    .await
+                    .unwrap();
+                store.commit(vec![Change::PutUser(user(&a))]).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(store.stats().compactions >= 3, "{:?}", store.stats());
+    let expected = store.snapshot();
+    drop(store);
+    let reopened = open(dir.path()).snapshot();
+    assert!(reopened == expected, "replay after compactions is exact");
+    let order = |d: &AuthData| d.users().map(|u| u.id.to_string()).collect::<Vec<_>>();
+    assert_eq!(order(&reopened), order(&expected));
+}
+
+/// Holds the writer thread inside `sync_data` until released.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<(bool, usize)>,
+    cv: std::sync::Condvar,
+}
+
+impl Gate {
+    fn hold(&self) {
+        self.state.lock().unwrap().0 = true;
+    }
+
+    fn release(&self) {
+        self.state.lock().unwrap().0 = false;
+        self.cv.notify_all();
+    }
+
+    fn wait_until_held(&self) {
+        let mut g = self.state.lock().unwrap();
+        while g.1 == 0 {
+            g = self.cv.wait(g).unwrap();
+        }
+    }
+
+    fn pass(&self) {
+        let mut g = self.state.lock().unwrap();
+        if g.0 {
+            g.1 += 1;
+            self.cv.notify_all();
+            while g.0 {
+                g = self.cv.wait(g).unwrap();
+            }
+            g.1 -= 1;
+        }
+    }
+}
+
+#[test]
+fn batches_applied_while_a_compaction_captures_are_not_replayed_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(Gate::default());
+    let hook_gate = Arc::clone(&gate);
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            // A (padded) crosses the bound, B and C afterwards do not.
+            compact_after_bytes: 4096,
+            ..options_with_hook(move |step| {
+                if step == WriteStep::JournalSync {
+                    hook_gate.pass();
+                }
+                Ok(())
+            })
+        },
+    )
+    .unwrap();
+    for id in ["x", "y", "z"] {
+        store
+            .commit_blocking(vec![Change::PutUser(user(id))])
+            .unwrap();
+    }
+    let order = |s: &Store| {
+        s.users()
+            .iter()
+            .map(|u| u.id.to_string())
+            .collect::<Vec<_>>()
+    };
+    let in_background = |changes: Vec<Change>| {
+        let store = store.clone();
+        std::thread::spawn(move || store.commit_blocking(changes).unwrap())
+    };
+
+    // The writer is held inside the sync of A; B and C are applied to memory meanwhile,
+    // so the compaction that follows A captures them before they reach the journal.
+    gate.hold();
+    let a = in_background(vec![
+        Change::RemoveUser("x".into()),
+        Change::PutHaUser {
+            username: "padding".into(),
+            password: Secret::new("p".repeat(5000)),
+        },
+    ]);
+    gate.wait_until_held();
+    let b = in_background(vec![
+        Change::RemoveUser("y".into()),
+        Change::PutUser(user("y")),
+    ]);
+    poll_until(Duration::from_secs(10), || order(&store) == ["z", "y"]);
+    let c = in_background(vec![Change::PutUser(user("x"))]);
+    poll_until(Duration::from_secs(10), || order(&store) == ["z", "y", "x"]);
+    gate.release();
+    for t in [a, b, c] {
+        t.join().unwrap();
+    }
+    assert_eq!(order(&store), ["z", "y", "x"]);
+    assert_eq!(store.stats().compactions, 1);
+    drop(store);
+    assert_eq!(
+        order(&open(dir.path())),
+        ["z", "y", "x"],
+        "B and C replayed over a snapshot holding them would give z, x, y"
+    );
+}
+
 #[test]
 fn the_journal_is_compacted_once_it_grows_past_the_bound() {
     let dir = tempfile::tempdir().unwrap();
@@ -611,7 +769,10 @@ async fn a_batch_that_breaks_integrity_applies_nothing() {
     ];
     for (batch, index, reason) in cases {
         match store.commit(batch).await {
-            Err(StoreError::Rejected { index: i, reason: r }) => {
+            Err(StoreError::Rejected {
+                index: i,
+                reason: r,
+            }) => {
                 assert_eq!((i, &r), (index, &reason));
             }
             other => panic!("expected a rejection ({reason}), got {other:?}"),
@@ -628,7 +789,10 @@ async fn a_batch_that_breaks_integrity_applies_nothing() {
     let mut member = user("m");
     member.group_ids = vec![custom.id.clone()];
     store
-        .commit(vec![Change::PutGroup(custom.clone()), Change::PutUser(member)])
+        .commit(vec![
+            Change::PutGroup(custom.clone()),
+            Change::PutUser(member),
+        ])
         .await
         .unwrap();
     let e = store
@@ -636,7 +800,13 @@ async fn a_batch_that_breaks_integrity_applies_nothing() {
         .await
         .unwrap_err();
     assert!(
-        matches!(e, StoreError::Rejected { reason: ChangeError::GroupInUse { .. }, .. }),
+        matches!(
+            e,
+            StoreError::Rejected {
+                reason: ChangeError::GroupInUse { .. },
+                ..
+            }
+        ),
         "{e}"
     );
     store
@@ -716,7 +886,10 @@ fn store_with_token(dir: &Path, interval: Duration) -> Store {
 fn poll_until(deadline: Duration, mut done: impl FnMut() -> bool) {
     let end = Instant::now() + deadline;
     while !done() {
-        assert!(Instant::now() < end, "condition not reached in {deadline:?}");
+        assert!(
+            Instant::now() < end,
+            "condition not reached in {deadline:?}"
+        );
         std::thread::yield_now();
     }
 }
@@ -732,7 +905,12 @@ fn usage_is_coalesced_into_at_most_one_record_per_interval() {
         last = t0() + TimeDelta::milliseconds(i);
         let id = if i % 2 == 0 { "t1" } else { "t2" };
         store
-            .record_usage(id, last, Some(format!("10.0.0.{}", i % 250)), Some(2e9 + f64::from(i as u32)))
+            .record_usage(
+                id,
+                last,
+                Some(format!("10.0.0.{}", i % 250)),
+                Some(2e9 + f64::from(i as u32)),
+            )
             .unwrap();
     }
     assert_eq!(
@@ -784,7 +962,10 @@ fn usage_waits_for_its_interval_and_a_crash_loses_at_most_that() {
         }
     }
     let after_crash = open(crashed.path());
-    assert!(after_crash.user("b").is_some(), "acknowledged commits survive");
+    assert!(
+        after_crash.user("b").is_some(),
+        "acknowledged commits survive"
+    );
     assert_eq!(
         after_crash.refresh_token("t1").unwrap().last_used_at,
         None,
@@ -811,7 +992,11 @@ fn usage_of_unknown_or_removed_tokens() {
             ..
         })
     ));
-    assert!(store.record_usage("t1", t0(), None, Some(f64::INFINITY)).is_err());
+    assert!(
+        store
+            .record_usage("t1", t0(), None, Some(f64::INFINITY))
+            .is_err()
+    );
     store.record_usage("t1", t0(), None, None).unwrap();
     store
         .commit_blocking(vec![Change::RemoveRefreshToken("t1".into())])
@@ -884,7 +1069,10 @@ fn a_second_store_on_the_same_directory_is_refused() {
 async fn a_closed_store_refuses_writes_but_answers_reads() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store.commit(vec![Change::PutUser(user("a"))]).await.unwrap();
+    store
+        .commit(vec![Change::PutUser(user("a"))])
+        .await
+        .unwrap();
     store.close().await.unwrap();
     store.close().await.unwrap();
     assert!(matches!(

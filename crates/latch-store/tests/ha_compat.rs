@@ -1,6 +1,7 @@
 //! Home Assistant compatibility, both ways: files Home Assistant wrote load with every
 //! field, and what latch writes is byte-for-byte what Home Assistant writes.
 //! Fixtures: `tests/fixtures/ha/generate.py`.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -110,7 +111,10 @@ fn full_fixture_credentials_load_with_every_field() {
     assert_eq!(c.auth_provider_type, "command_line");
     assert_eq!(c.auth_provider_id.as_deref(), Some("cli"));
     assert_eq!(c.data_str("username"), Some("paulus"));
-    assert!(creds.iter().all(|c| !c.is_new), "loaded credentials are not new");
+    assert!(
+        creds.iter().all(|c| !c.is_new),
+        "loaded credentials are not new"
+    );
     assert_eq!(creds[0].auth_provider_id, None);
     assert_eq!(creds[2].data_str("user_id"), Some(TABLET));
     assert_eq!(creds[3].data_str("username"), Some("jürgen"));
@@ -132,13 +136,24 @@ fn full_fixture_refresh_tokens_load_with_every_field() {
     let all: Vec<_> = store.read(|d| d.refresh_tokens().map(|t| t.id.to_string()).collect());
     assert_eq!(
         all,
-        ids([T_BROWSER, T_GRAFANA, T_SUPERVISOR, T_CONTENT, T_TABLET, T_CLOUD, T_JURGEN])
+        ids([
+            T_BROWSER,
+            T_GRAFANA,
+            T_SUPERVISOR,
+            T_CONTENT,
+            T_TABLET,
+            T_CLOUD,
+            T_JURGEN
+        ])
     );
 
     let t = store.refresh_token(T_BROWSER).unwrap();
     assert_eq!(t.user_id, OWNER.into());
     assert_eq!(t.client_id.as_deref(), Some("http://localhost:8123/"));
-    assert_eq!((t.client_name.as_deref(), t.client_icon.as_deref()), (None, None));
+    assert_eq!(
+        (t.client_name.as_deref(), t.client_icon.as_deref()),
+        (None, None)
+    );
     assert_eq!(t.token_type, TokenType::Normal);
     assert_eq!(t.created_at, utc("2024-05-01T10:00:00.123456Z"));
     assert_eq!(t.access_token_expiration, 1800.0);
@@ -258,7 +273,9 @@ fn rebuild_through_commits(store: &Store) {
     for c in data.credentials() {
         let mut c = c.clone();
         c.is_new = true; // as a provider hands it over; stored as not new
-        store.commit_blocking(vec![Change::PutCredential(c)]).unwrap();
+        store
+            .commit_blocking(vec![Change::PutCredential(c)])
+            .unwrap();
     }
     store
         .commit_blocking(
@@ -334,7 +351,11 @@ fn load_then_close_leaves_home_assistant_files_byte_identical() {
     let store = open(dir.path());
     let before = store.snapshot();
     store.close_blocking().unwrap();
-    assert_eq!(store.stats().snapshot_writes, 0, "nothing changed, nothing written");
+    assert_eq!(
+        store.stats().snapshot_writes,
+        0,
+        "nothing changed, nothing written"
+    );
     for file in HA_FILES {
         assert_eq!(read(dir.path(), file), fixture_file("full", file), "{file}");
     }
@@ -402,7 +423,15 @@ fn structure_of_written_files() {
     for u in data["users"].as_array().unwrap() {
         assert_eq!(
             keys_of(u),
-            ["id", "group_ids", "is_owner", "is_active", "name", "system_generated", "local_only"]
+            [
+                "id",
+                "group_ids",
+                "is_owner",
+                "is_active",
+                "name",
+                "system_generated",
+                "local_only"
+            ]
         );
         assert!(u["group_ids"].is_array() && u["is_owner"].is_boolean());
     }
@@ -418,7 +447,13 @@ fn structure_of_written_files() {
     for c in data["credentials"].as_array().unwrap() {
         assert_eq!(
             keys_of(c),
-            ["id", "user_id", "auth_provider_type", "auth_provider_id", "data"]
+            [
+                "id",
+                "user_id",
+                "auth_provider_type",
+                "auth_provider_id",
+                "data"
+            ]
         );
     }
     for t in data["refresh_tokens"].as_array().unwrap() {
@@ -484,7 +519,11 @@ fn assert_migrated_groups_and_users(store: &Store) {
     assert!(!owner.system_generated);
     assert_eq!(owner.group_ids, [GROUP_ID_ADMIN.into()]);
     let owner_tokens = store.refresh_tokens_of("user-id");
-    assert_eq!(owner_tokens.len(), 1, "the token without jwt_key is dropped");
+    assert_eq!(
+        owner_tokens.len(),
+        1,
+        "the token without jwt_key is dropped"
+    );
     assert_eq!(owner_tokens[0].id, "user-token-id".into());
     assert_eq!(owner_tokens[0].version.as_deref(), Some("1.2.3"));
     assert_eq!(owner_tokens[0].token_type, TokenType::Normal);
@@ -563,7 +602,11 @@ fn an_empty_store_has_admin_users_read_only_and_writes_nothing_until_changed() {
         .unwrap();
     store.close_blocking().unwrap();
     assert!(dir.path().join(".storage/auth").exists());
-    assert!(!dir.path().join(".storage/auth_provider.homeassistant").exists());
+    assert!(
+        !dir.path()
+            .join(".storage/auth_provider.homeassistant")
+            .exists()
+    );
 }
 
 #[test]
@@ -677,11 +720,11 @@ async fn set_expiry_none_saves_null_and_some_saves_it_again() {
 
 // ----- loading rules of §1.1 / §1.2 -----
 
-fn minimal(data: Value) -> Value {
+fn minimal(data: &Value) -> Value {
     json!({"version": 1, "minor_version": 1, "key": "auth", "data": data})
 }
 
-fn user_json(id: &str, groups: Value) -> Value {
+fn user_json(id: &str, groups: &Value) -> Value {
     json!({"id": id, "group_ids": groups, "is_owner": false, "is_active": true,
            "name": "n", "system_generated": false})
 }
@@ -697,8 +740,11 @@ fn open_err(dir: &tempfile::TempDir) -> StoreError {
 
 #[test]
 fn empty_object_and_non_object_data_mean_defaults() {
-    for content in [json!({}), json!({"version": 1, "key": "auth", "data": null}),
-                    json!({"version": 1, "key": "auth", "data": [1]})] {
+    for content in [
+        json!({}),
+        json!({"version": 1, "key": "auth", "data": null}),
+        json!({"version": 1, "key": "auth", "data": [1]}),
+    ] {
         let dir = dir_with_auth(&content);
         let store = open(dir.path());
         assert_eq!(store.groups().len(), 3, "{content}");
@@ -708,7 +754,7 @@ fn empty_object_and_non_object_data_mean_defaults() {
 
 #[test]
 fn optional_fields_take_home_assistant_defaults() {
-    let dir = dir_with_auth(&minimal(json!({
+    let dir = dir_with_auth(&minimal(&json!({
         "groups": [],
         "users": [
             {"id": "u", "is_owner": false, "is_active": true, "name": null, "system_generated": true},
@@ -736,56 +782,73 @@ fn optional_fields_take_home_assistant_defaults() {
     assert_eq!(a.credential_id, None, "unknown credential ids become null");
     assert_eq!(a.last_used_at, None, "an unparseable last_used_at is null");
     assert_eq!(a.access_token_expiration, 1800.0);
-    assert_eq!((a.client_name.clone(), a.version.clone(), a.expire_at), (None, None, None));
+    assert_eq!(
+        (a.client_name.clone(), a.version.clone(), a.expire_at),
+        (None, None, None)
+    );
     let b = store.refresh_token("b").unwrap();
     assert_eq!(b.token_type, TokenType::LongLivedAccessToken);
-    assert_eq!(b.created_at, utc("2023-12-31T23:00:00.5Z"), "converted to UTC");
+    assert_eq!(
+        b.created_at,
+        utc("2023-12-31T23:00:00.5Z"),
+        "converted to UTC"
+    );
     assert_eq!(b.credential_id, Some("c".into()));
     assert_eq!(b.expire_at, Some(5.0));
-    assert!(store.refresh_token("skipped").is_none(), "bad created_at: skipped");
+    assert!(
+        store.refresh_token("skipped").is_none(),
+        "bad created_at: skipped"
+    );
 }
 
 #[test]
 fn bad_auth_content_fails_with_the_path_and_changes_nothing() {
     let cases = [
         (
-            minimal(json!({"users": [user_json("u", json!(["nope"]))], "credentials": [], "refresh_tokens": []})),
+            minimal(
+                &json!({"users": [user_json("u", &json!(["nope"]))], "credentials": [], "refresh_tokens": []}),
+            ),
             "unknown group nope",
         ),
         (
-            minimal(json!({"users": [], "credentials": [
+            minimal(&json!({"users": [], "credentials": [
                 {"id": "c", "user_id": "ghost", "auth_provider_type": "t", "auth_provider_id": null, "data": {}}
             ], "refresh_tokens": []})),
             "unknown user ghost",
         ),
         (
-            minimal(json!({"users": [], "credentials": [], "refresh_tokens": [token_json("t", "ghost")]})),
+            minimal(
+                &json!({"users": [], "credentials": [], "refresh_tokens": [token_json("t", "ghost")]}),
+            ),
             "unknown user ghost",
         ),
         (
-            minimal(json!({"users": [user_json("u", json!([]))], "credentials": [],
+            minimal(
+                &json!({"users": [user_json("u", &json!([]))], "credentials": [],
                            "refresh_tokens": [{"id": "t", "user_id": "u", "client_id": null,
                            "created_at": "2024-01-01T00:00:00Z", "access_token_expiration": 1.0,
-                           "token": "x", "jwt_key": "k", "token_type": "bogus"}]})),
+                           "token": "x", "jwt_key": "k", "token_type": "bogus"}]}),
+            ),
             "unknown token type",
         ),
         (
-            minimal(json!({"users": [{"id": "u", "is_owner": false, "name": "n", "system_generated": false}],
-                           "credentials": [], "refresh_tokens": []})),
+            minimal(
+                &json!({"users": [{"id": "u", "is_owner": false, "name": "n", "system_generated": false}],
+                           "credentials": [], "refresh_tokens": []}),
+            ),
             "missing field `is_active`",
         ),
         (
-            minimal(json!({"users": []})),
+            minimal(&json!({"users": []})),
             "missing field `credentials`",
         ),
         (
-            minimal(json!({"groups": [{"id": "custom", "policy": {}}], "users": [], "credentials": [], "refresh_tokens": []})),
+            minimal(
+                &json!({"groups": [{"id": "custom", "policy": {}}], "users": [], "credentials": [], "refresh_tokens": []}),
+            ),
             "group custom has no name",
         ),
-        (
-            json!({"version": 1, "key": "auth"}),
-            "no data",
-        ),
+        (json!({"version": 1, "key": "auth"}), "no data"),
     ];
     for (content, expected) in cases {
         let dir = dir_with_auth(&content);
@@ -801,11 +864,20 @@ fn bad_auth_content_fails_with_the_path_and_changes_nothing() {
 
 #[test]
 fn a_newer_major_version_is_refused() {
-    let dir = dir_with_auth(&json!({"version": 2, "minor_version": 1, "key": "auth", "data": {"anything": 1}}));
+    let dir = dir_with_auth(
+        &json!({"version": 2, "minor_version": 1, "key": "auth", "data": {"anything": 1}}),
+    );
     let before = read(dir.path(), StoreFile::Auth);
     let e = open_err(&dir);
     assert!(
-        matches!(e, StoreError::UnsupportedVersion { found: 2, supported: 1, .. }),
+        matches!(
+            e,
+            StoreError::UnsupportedVersion {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
         "{e}"
     );
     assert!(e.to_string().contains(".storage/auth"));
@@ -835,7 +907,11 @@ fn another_minor_version_loads_and_is_rewritten_as_minor_1() {
 fn provider_and_totp_files_missing_or_empty_mean_defaults() {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir(dir.path().join(".storage")).unwrap();
-    fs::write(dir.path().join(".storage/auth_provider.homeassistant"), "{}").unwrap();
+    fs::write(
+        dir.path().join(".storage/auth_provider.homeassistant"),
+        "{}",
+    )
+    .unwrap();
     fs::write(
         dir.path().join(".storage/auth_module.totp"),
         r#"{"version": 1, "key": "auth_module.totp", "data": {}}"#,

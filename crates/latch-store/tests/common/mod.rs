@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use std::fs;
@@ -8,19 +9,19 @@ use latch_store::{Store, StoreFile, StoreOptions};
 use tempfile::TempDir;
 
 /// `tests/fixtures/ha/<name>`.
-pub fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/ha")
         .join(name)
 }
 
 /// The bytes of a fixture file.
-pub fn fixture_file(name: &str, file: StoreFile) -> Vec<u8> {
+pub(crate) fn fixture_file(name: &str, file: StoreFile) -> Vec<u8> {
     fs::read(fixture(name).join(".storage").join(file.name())).unwrap()
 }
 
 /// A temp config dir holding a copy of a fixture's `.storage`.
-pub fn copy_fixture(name: &str) -> TempDir {
+pub(crate) fn copy_fixture(name: &str) -> TempDir {
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().join(".storage");
     fs::create_dir(&storage).unwrap();
@@ -32,7 +33,7 @@ pub fn copy_fixture(name: &str) -> TempDir {
 }
 
 /// A temp config dir whose `.storage/auth` holds `auth`.
-pub fn dir_with_auth(auth: &serde_json::Value) -> TempDir {
+pub(crate) fn dir_with_auth(auth: &serde_json::Value) -> TempDir {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir(dir.path().join(".storage")).unwrap();
     fs::write(
@@ -43,14 +44,14 @@ pub fn dir_with_auth(auth: &serde_json::Value) -> TempDir {
     dir
 }
 
-pub fn open(dir: &Path) -> Store {
+pub(crate) fn open(dir: &Path) -> Store {
     Store::open(dir, StoreOptions::default()).unwrap()
 }
 
-pub fn read(dir: &Path, file: StoreFile) -> Vec<u8> {
+pub(crate) fn read(dir: &Path, file: StoreFile) -> Vec<u8> {
     fs::read(dir.join(".storage").join(file.name())).unwrap()
 }
 
-pub fn read_json(dir: &Path, file: StoreFile) -> serde_json::Value {
+pub(crate) fn read_json(dir: &Path, file: StoreFile) -> serde_json::Value {
     serde_json::from_slice(&read(dir, file)).unwrap()
 }
