@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use latch_mfa_totp::{TotpConfig, TotpModule};
 use latch_provider::{AuthProvider, MfaModule};
-use latch_provider_homeassistant::{HomeAssistantConfig, HomeAssistantProvider};
+use latch_provider_homeassistant::{HashPool, HomeAssistantConfig, HomeAssistantProvider};
 use latch_provider_trusted_networks::{TrustedNetworksConfig, TrustedNetworksProvider};
 use latch_store::Store;
 use serde::Deserialize;
@@ -67,10 +67,16 @@ impl AuthManager {
         for p in &config.auth_providers {
             match p {
                 ProviderConfig::Homeassistant(cfg) => {
-                    let provider = Arc::new(
-                        HomeAssistantProvider::new(cfg.clone(), store.clone())
-                            .map_err(|e| AuthError::Config(e.to_string()))?,
-                    );
+                    let provider = match options.hash_pool_size {
+                        Some(slots) => HomeAssistantProvider::with_pool(
+                            cfg.clone(),
+                            store.clone(),
+                            HashPool::new(slots),
+                        ),
+                        None => HomeAssistantProvider::new(cfg.clone(), store.clone()),
+                    };
+                    let provider =
+                        Arc::new(provider.map_err(|e| AuthError::Config(e.to_string()))?);
                     if password_provider.is_none() {
                         password_provider = Some(Arc::clone(&provider));
                     }
@@ -92,6 +98,17 @@ impl AuthManager {
                 }
             }
         }
-        Self::new(store, providers, password_provider, modules, options)
+        let totp_modules = modules.iter().filter(|m| m.module_type() == "totp").count();
+        let manager = Self::new(store, providers, password_provider, modules, options)?;
+        if totp_modules > 1 {
+            // `auth_module.totp` holds one secret per user, as in Home Assistant: two TOTP
+            // modules would silently share (and overwrite) each other's enrolments.
+            return Err(AuthError::Config(
+                "only one totp module can be configured: they would share \
+                 .storage/auth_module.totp"
+                    .into(),
+            ));
+        }
+        Ok(manager)
     }
 }

@@ -665,10 +665,22 @@ impl AuthManager {
         let refresh = self
             .create_refresh_token(
                 user.id.as_str(),
-                NewRefreshToken::normal(client_id, Some(credentials.id.clone())),
+                NewRefreshToken {
+                    // Whole seconds well below 2^53: exact as f64.
+                    #[allow(clippy::cast_precision_loss)]
+                    access_token_expiration: self.inner.access_token_lifetime_secs as f64,
+                    ..NewRefreshToken::normal(client_id, Some(credentials.id.clone()))
+                },
             )
             .await?;
-        let access = self.create_access_token(refresh.id.as_str(), source)?;
+        let access = match self.create_access_token(refresh.id.as_str(), source) {
+            Ok(access) => access,
+            Err(e) => {
+                // Leave no refresh token behind that nobody received.
+                let _ = self.remove_refresh_token(refresh.id.as_str()).await;
+                return Err(e);
+            }
+        };
         self.inner
             .throttle
             .lock()

@@ -40,6 +40,12 @@ pub struct ManagerOptions {
     pub max_flows: usize,
     /// Events buffered per subscriber before it lags.
     pub event_capacity: usize,
+    /// Lifetime of the access tokens minted from refresh tokens that login flows create
+    /// (seconds). Default 1800, Home Assistant's fixed 30 minutes.
+    pub access_token_lifetime_secs: u64,
+    /// Blocking slots for bcrypt in the `homeassistant` provider built by
+    /// [`AuthManager::from_config`]; `None` means one per CPU.
+    pub hash_pool_size: Option<usize>,
 }
 
 impl Default for ManagerOptions {
@@ -51,6 +57,8 @@ impl Default for ManagerOptions {
             flow_ttl_secs: 10 * 60,
             max_flows: 10_000,
             event_capacity: 1024,
+            access_token_lifetime_secs: 1800,
+            hash_pool_size: None,
         }
     }
 }
@@ -123,6 +131,7 @@ pub(crate) struct Inner {
     revoke_callbacks: Mutex<HashMap<RefreshTokenId, Vec<(u64, RevokeCallback)>>>,
     next_callback: AtomicU64,
     pub(crate) version: String,
+    pub(crate) access_token_lifetime_secs: u64,
 }
 
 /// The AuthManager. Cheap to clone; every clone is the same manager.
@@ -193,6 +202,7 @@ impl AuthManager {
             revoke_callbacks: Mutex::new(HashMap::new()),
             next_callback: AtomicU64::new(1),
             version: options.version,
+            access_token_lifetime_secs: options.access_token_lifetime_secs,
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -427,7 +437,7 @@ impl AuthManager {
             .commit(vec![Change::PutUser(user.clone())])
             .await?;
         if deactivating {
-            self.revoke_all_of(&user.id, |_| true).await?;
+            self.revoke_for_change(&user.id, |_| true).await?;
         }
         self.fire(AuthEvent::UserUpdated {
             user_id: user.id.clone(),
@@ -502,7 +512,7 @@ impl AuthManager {
                 p.will_remove_credentials(&cred).await?;
             }
         }
-        self.revoke_all_of(&user.id, |_| true).await?;
+        self.revoke_for_change(&user.id, |_| true).await?;
         let mut changes = vec![Change::RemoveUser(user.id.clone())];
         for m in &self.inner.mfa_modules {
             if m.is_user_setup(&user.id) {
@@ -665,7 +675,7 @@ impl AuthManager {
         }
         if let Some(user_id) = &cred.user_id {
             let cid = cred.id.clone();
-            self.revoke_all_of(user_id, move |t| t.credential_id.as_ref() == Some(&cid))
+            self.revoke_for_change(user_id, move |t| t.credential_id.as_ref() == Some(&cid))
                 .await?;
         }
         self.inner
@@ -987,6 +997,28 @@ impl AuthManager {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Revokes the user's tokens that match `filter` as one step of a larger change
+    /// (deactivation, removal of the user or of a credential). Every token is removed
+    /// whatever its revocation callbacks do; a failing callback (logged by
+    /// [`AuthManager::remove_refresh_token`]) or a token removed meanwhile must not leave
+    /// the change half done, so only a store failure is returned.
+    async fn revoke_for_change(
+        &self,
+        user_id: &UserId,
+        filter: impl Fn(&RefreshToken) -> bool,
+    ) -> Result<(), AuthError> {
+        for t in self.inner.store.refresh_tokens_of(user_id.as_str()) {
+            if !filter(&t) {
+                continue;
+            }
+            match self.remove_refresh_token(t.id.as_str()).await {
+                Ok(()) | Err(AuthError::Provider(_) | AuthError::TokenNotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Revokes every refresh token of `user_id`, or only those of `token_type`. Returns
