@@ -1,0 +1,640 @@
+//! Requests to AuthManager calls, and results and errors to responses.
+//!
+//! Each [`Request`] maps onto one AuthManager call (or a read of its store) and its
+//! result onto the [`Response`] the protocol names; every [`AuthError`] maps onto an
+//! [`ApiError`] through [`api_error`], the single table of error codes. Nothing here
+//! decides who may do what: the manager does.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use latch_auth::{AuthError, AuthManager, ThrottleKey, UserUpdate};
+use latch_models::GroupId;
+use latch_models::permissions::NoRegistry;
+use latch_protocol::{
+    AccessToken, ApiError, DaemonStatus, ErrorCode, Event, FormInput, LockoutKey, LongLivedToken,
+    MfaModuleInfo, PROTOCOL_VERSION, ProviderInfo, Request, Response, Subject, ValidatedToken,
+};
+use latch_provider::{FlowContext, ProviderError};
+use latch_token::TokenError;
+use serde_json::{Map, Value};
+
+use crate::convert;
+use crate::events::EventHub;
+
+/// The answer to one request.
+pub type Answer = Result<Response, ApiError>;
+
+/// The error answer for a manager error: the one table from [`AuthError`] to
+/// [`ErrorCode`]. The message is the error's own text, which never holds a secret.
+#[must_use]
+pub fn api_error(err: &AuthError) -> ApiError {
+    ApiError::new(error_code(err), err.to_string())
+}
+
+/// The [`ErrorCode`] of a manager error.
+#[must_use]
+// Every variant is listed, even where codes repeat, so the table reads as one.
+#[allow(clippy::match_same_arms)]
+pub fn error_code(err: &AuthError) -> ErrorCode {
+    use ErrorCode as C;
+    match err {
+        AuthError::InvalidHandler | AuthError::NoPasswordProvider => C::ProviderNotFound,
+        AuthError::FlowNotFound => C::FlowNotFound,
+        AuthError::FlowBusy
+        | AuthError::IpChanged
+        | AuthError::InputMalformed
+        | AuthError::InvalidRequest(_) => C::InvalidRequest,
+        AuthError::UserNotFound => C::UserNotFound,
+        AuthError::CredentialNotFound => C::CredentialNotFound,
+        AuthError::TokenNotFound => C::TokenNotFound,
+        AuthError::InvalidGrant | AuthError::InvalidAccessToken => C::InvalidToken,
+        AuthError::AccessDenied(_) | AuthError::InvalidProvider(_) => C::Forbidden,
+        AuthError::OwnerProtected(_) => C::OwnerProtected,
+        AuthError::SystemUser(_) => C::SystemUser,
+        AuthError::InvalidGroup(_) => C::GroupNotFound,
+        AuthError::CredentialsExist
+        | AuthError::DuplicateCredentials
+        | AuthError::CredentialLinkedElsewhere => C::AlreadyExists,
+        AuthError::AlreadyOnboarded => C::AlreadyOnboarded,
+        AuthError::MfaModuleNotFound(_) => C::MfaModuleNotFound,
+        AuthError::TooManyAttempts { .. } => C::TooManyAttempts,
+        AuthError::Token(e) => token_error_code(e),
+        AuthError::Provider(e) => provider_error_code(e),
+        AuthError::Store(_) => C::StorageFailed,
+        AuthError::Config(_) => C::Internal,
+        // A variant added to latch-auth after this table: a bug until it is mapped.
+        _ => C::Internal,
+    }
+}
+
+fn token_error_code(err: &TokenError) -> ErrorCode {
+    match err {
+        TokenError::UserNotActive => ErrorCode::Forbidden,
+        TokenError::SystemUserWithClient | TokenError::SystemTypeMismatch => ErrorCode::SystemUser,
+        TokenError::ClientRequired | TokenError::ClientNameRequired => ErrorCode::InvalidRequest,
+        TokenError::DuplicateClientName { .. } => ErrorCode::AlreadyExists,
+    }
+}
+
+fn provider_error_code(err: &ProviderError) -> ErrorCode {
+    match err {
+        ProviderError::InvalidAuth(_) => ErrorCode::InvalidAuth,
+        // The provider has no entry for the user's login.
+        ProviderError::UserNotFound => ErrorCode::CredentialNotFound,
+        ProviderError::InvalidUsername { key, .. } if *key == "username_already_exists" => {
+            ErrorCode::AlreadyExists
+        }
+        ProviderError::InvalidUsername { .. } => ErrorCode::InvalidUsername,
+        ProviderError::NotSupported(_) => ErrorCode::InvalidRequest,
+        ProviderError::Storage(_) => ErrorCode::StorageFailed,
+        ProviderError::Internal(_) => ErrorCode::Internal,
+    }
+}
+
+/// For requests that set a password: the provider's refusal of the password itself
+/// (today only an empty one) is `weak_password`.
+fn password_error(err: &AuthError) -> ApiError {
+    match err {
+        AuthError::Provider(ProviderError::NotSupported(_)) => {
+            ApiError::new(ErrorCode::WeakPassword, err.to_string())
+        }
+        other => api_error(other),
+    }
+}
+
+fn err(e: &AuthError) -> ApiError {
+    api_error(e)
+}
+
+/// Form values as the manager takes them.
+fn form_input(input: FormInput) -> Map<String, Value> {
+    input
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v.into_inner())))
+        .collect()
+}
+
+fn group_ids(ids: Vec<String>) -> Vec<GroupId> {
+    ids.into_iter().map(GroupId::from).collect()
+}
+
+/// MFA setup flows in progress and their modules: the manager's finished setup does not
+/// name its module, and the answer must. Entries live as long as the manager's flows.
+#[derive(Debug)]
+struct SetupModules {
+    ttl: Duration,
+    flows: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+impl SetupModules {
+    const MAX: usize = 10_000;
+
+    fn insert(&self, flow_id: String, module_id: String) {
+        let now = Instant::now();
+        let mut flows = self.flows.lock().unwrap_or_else(PoisonError::into_inner);
+        flows.retain(|_, (_, at)| now.duration_since(*at) < self.ttl);
+        if flows.len() >= Self::MAX
+            && let Some(oldest) = flows
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone())
+        {
+            flows.remove(&oldest);
+        }
+        flows.insert(flow_id, (module_id, now));
+    }
+
+    fn get(&self, flow_id: &str) -> Option<String> {
+        let flows = self.flows.lock().unwrap_or_else(PoisonError::into_inner);
+        flows.get(flow_id).map(|(m, _)| m.clone())
+    }
+
+    fn remove(&self, flow_id: &str) {
+        let mut flows = self.flows.lock().unwrap_or_else(PoisonError::into_inner);
+        flows.remove(flow_id);
+    }
+}
+
+/// Serves requests with an AuthManager. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub(crate) struct Handler {
+    manager: AuthManager,
+    hub: Arc<EventHub>,
+    started: Instant,
+    home: PathBuf,
+    setup_modules: SetupModules,
+}
+
+impl Handler {
+    pub(crate) fn new(
+        manager: AuthManager,
+        hub: Arc<EventHub>,
+        home: PathBuf,
+        flow_ttl: Duration,
+    ) -> Self {
+        Self {
+            manager,
+            hub,
+            started: Instant::now(),
+            home,
+            setup_modules: SetupModules {
+                ttl: flow_ttl,
+                flows: Mutex::new(HashMap::new()),
+            },
+        }
+    }
+
+    /// True for requests answered quickly from memory without waiting for anything (no
+    /// store commit, no bcrypt, no listing of every user): the connection answers them in
+    /// its reading task. Every other request runs in its own task, so it never delays
+    /// the next one.
+    pub(crate) fn runs_inline(request: &Request) -> bool {
+        matches!(
+            request,
+            Request::Ping
+                | Request::Status
+                | Request::ListProviders { .. }
+                | Request::LoginAbort { .. }
+                | Request::ValidateToken { .. }
+                | Request::RefreshToken { .. }
+                | Request::ListTokens { .. }
+                | Request::GetUser { .. }
+                | Request::ListGroups
+                | Request::ListMfaModules { .. }
+                | Request::MfaSetupAbort { .. }
+                | Request::CheckPermission { .. }
+                | Request::ListLockouts
+                | Request::ClearLockout { .. }
+        )
+    }
+
+    fn user_info(&self, user_id: &str) -> Answer {
+        let user = self
+            .manager
+            .user(user_id)
+            .ok_or_else(|| err(&AuthError::UserNotFound))?;
+        Ok(Response::User(convert::user_info(&self.manager, &user)))
+    }
+
+    /// The daemon's status.
+    pub(crate) fn status(&self) -> DaemonStatus {
+        let (onboarded, user_count, refresh_token_count) = self.manager.store().read(|d| {
+            (
+                d.users().any(|u| u.is_owner),
+                d.user_count(),
+                d.refresh_token_count(),
+            )
+        });
+        DaemonStatus {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            protocol_version: PROTOCOL_VERSION,
+            pid: std::process::id(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            home: self.home.display().to_string(),
+            onboarded,
+            user_count: user_count as u64,
+            refresh_token_count: refresh_token_count as u64,
+        }
+    }
+
+    fn validate(&self, access_token: &str, remote_ip: Option<IpAddr>) -> Answer {
+        let invalid = || err(&AuthError::InvalidAccessToken);
+        let v = self
+            .manager
+            .validate_access_token(access_token)
+            .ok_or_else(invalid)?;
+        let user = self.manager.user(v.user_id.as_str()).ok_or_else(invalid)?;
+        if let Some(reason) = AuthManager::user_not_allowed(&user, remote_ip) {
+            return Err(err(&AuthError::AccessDenied(reason.to_owned())));
+        }
+        Ok(Response::Validated(ValidatedToken {
+            user: convert::user_summary(&user),
+            refresh_token_id: v.refresh_token_id.as_str().to_owned(),
+            token_type: v.token_type.into(),
+        }))
+    }
+
+    /// Answers one request (Subscribe and Unsubscribe belong to the connection).
+    #[allow(clippy::too_many_lines)] // one arm per request, flat on purpose
+    pub(crate) async fn handle(&self, request: Request) -> Answer {
+        let m = &self.manager;
+        match request {
+            Request::Ping => Ok(Response::Pong),
+            Request::Status => Ok(Response::Status(self.status())),
+            Request::ListProviders { ip_address } => Ok(Response::Providers(
+                m.login_providers(ip_address)
+                    .iter()
+                    .map(|p| ProviderInfo {
+                        handler: latch_protocol::Handler {
+                            provider_type: p.provider_type().to_owned(),
+                            provider_id: p.id().map(str::to_owned),
+                        },
+                        name: p.name().to_owned(),
+                    })
+                    .collect(),
+            )),
+            Request::LoginStart {
+                handler,
+                client_id,
+                redirect_uri,
+                ip_address,
+            } => {
+                let ctx = FlowContext {
+                    ip_address,
+                    client_id: Some(client_id),
+                    redirect_uri,
+                };
+                let outcome = m
+                    .start_login_flow(&handler.provider_type, handler.provider_id.as_deref(), ctx)
+                    .await
+                    .map_err(|e| err(&e))?;
+                Ok(Response::Flow(convert::flow_state(outcome)))
+            }
+            Request::LoginContinue {
+                flow_id,
+                input,
+                ip_address,
+            } => {
+                let outcome = m
+                    .continue_login_flow(&flow_id, form_input(input), ip_address)
+                    .await
+                    .map_err(|e| err(&e))?;
+                Ok(Response::Flow(convert::flow_state(outcome)))
+            }
+            Request::LoginAbort { flow_id } => {
+                m.abort_login_flow(&flow_id).map_err(|e| err(&e))?;
+                Ok(Response::Done)
+            }
+            Request::ValidateToken {
+                access_token,
+                remote_ip,
+            } => self.validate(access_token.expose(), remote_ip),
+            Request::RefreshToken {
+                refresh_token,
+                client_id,
+                remote_ip,
+            } => {
+                let token = m
+                    .refresh(refresh_token.expose(), client_id.as_deref(), remote_ip)
+                    .map_err(|e| err(&e))?;
+                Ok(Response::AccessToken(AccessToken {
+                    expires_in: u64::try_from(token.expires_in).unwrap_or(0),
+                    access_token: token.token.into(),
+                }))
+            }
+            Request::RevokeToken { refresh_token } => {
+                m.revoke_by_value(refresh_token.expose())
+                    .await
+                    .map_err(|e| err(&e))?;
+                Ok(Response::Done)
+            }
+            Request::RevokeTokenById { refresh_token_id } => {
+                m.remove_refresh_token(&refresh_token_id)
+                    .await
+                    .map_err(|e| err(&e))?;
+                tracing::info!(refresh_token_id, "refresh token revoked");
+                Ok(Response::Done)
+            }
+            Request::RevokeAllTokens {
+                user_id,
+                token_type,
+            } => {
+                let count = m
+                    .revoke_all_tokens(&user_id, token_type.map(Into::into))
+                    .await
+                    .map_err(|e| err(&e))?;
+                tracing::info!(user_id, count, "refresh tokens revoked");
+                Ok(Response::Revoked {
+                    count: count as u64,
+                })
+            }
+            Request::ListTokens { user_id } => {
+                if m.user(&user_id).is_none() {
+                    return Err(err(&AuthError::UserNotFound));
+                }
+                Ok(Response::Tokens(
+                    m.refresh_tokens_of(&user_id)
+                        .iter()
+                        .map(|t| convert::token_info(m, t))
+                        .collect(),
+                ))
+            }
+            Request::CreateLongLivedToken {
+                user_id,
+                client_name,
+                client_icon,
+                lifespan_days,
+            } => {
+                let (token, access) = m
+                    .create_long_lived_token(
+                        &user_id,
+                        &client_name,
+                        client_icon,
+                        i64::from(lifespan_days),
+                    )
+                    .await
+                    .map_err(|e| err(&e))?;
+                tracing::info!(user_id, refresh_token_id = %token.id, "long-lived token created");
+                Ok(Response::LongLivedToken(LongLivedToken {
+                    refresh_token_id: token.id.as_str().to_owned(),
+                    expires_in: u64::try_from(access.expires_in).unwrap_or(0),
+                    access_token: access.token.into(),
+                }))
+            }
+            Request::SetTokenExpiry {
+                refresh_token_id,
+                enable,
+            } => {
+                m.set_token_expiry(&refresh_token_id, enable)
+                    .await
+                    .map_err(|e| err(&e))?;
+                tracing::info!(refresh_token_id, enable, "refresh token expiry changed");
+                Ok(Response::Done)
+            }
+            Request::ListUsers => Ok(Response::Users(
+                m.users().iter().map(|u| convert::user_info(m, u)).collect(),
+            )),
+            Request::GetUser { user_id } => self.user_info(&user_id),
+            Request::CreateUser {
+                name,
+                group_ids,
+                local_only,
+                system_generated,
+            } => {
+                let user = if system_generated {
+                    m.create_system_user(
+                        Some(name),
+                        group_ids.map(self::group_ids).unwrap_or_default(),
+                        local_only,
+                    )
+                    .await
+                } else {
+                    m.create_user(Some(name), group_ids.map(self::group_ids), local_only)
+                        .await
+                }
+                .map_err(|e| err(&e))?;
+                Ok(Response::User(convert::user_info(m, &user)))
+            }
+            Request::Onboard {
+                name,
+                username,
+                password,
+            } => {
+                let user = m
+                    .onboard(Some(name), &username, password.expose())
+                    .await
+                    .map_err(|e| password_error(&e))?;
+                Ok(Response::User(convert::user_info(m, &user)))
+            }
+            Request::UpdateUser {
+                user_id,
+                name,
+                is_active,
+                group_ids,
+                local_only,
+            } => {
+                let update = UserUpdate {
+                    name: name.map(Some),
+                    is_active,
+                    group_ids: group_ids.map(self::group_ids),
+                    local_only,
+                };
+                let user = m.update_user(&user_id, update).await.map_err(|e| err(&e))?;
+                Ok(Response::User(convert::user_info(m, &user)))
+            }
+            Request::RemoveUser { user_id } => {
+                m.remove_user(&user_id).await.map_err(|e| err(&e))?;
+                Ok(Response::Done)
+            }
+            Request::ActivateUser { user_id } => {
+                m.activate_user(&user_id).await.map_err(|e| err(&e))?;
+                Ok(Response::Done)
+            }
+            Request::DeactivateUser { user_id } => {
+                m.deactivate_user(&user_id).await.map_err(|e| err(&e))?;
+                Ok(Response::Done)
+            }
+            Request::SetUserGroups { user_id, group_ids } => {
+                let user = m
+                    .set_groups(&user_id, self::group_ids(group_ids))
+                    .await
+                    .map_err(|e| err(&e))?;
+                Ok(Response::User(convert::user_info(m, &user)))
+            }
+            Request::ListGroups => Ok(Response::Groups(
+                m.store().groups().iter().map(convert::group_info).collect(),
+            )),
+            Request::AddPassword {
+                user_id,
+                username,
+                password,
+            } => {
+                m.add_password_login(&user_id, &username, password.expose())
+                    .await
+                    .map_err(|e| password_error(&e))?;
+                self.user_info(&user_id)
+            }
+            Request::ChangePassword {
+                user_id,
+                new_password,
+            } => {
+                m.set_password(&user_id, new_password.expose())
+                    .await
+                    .map_err(|e| password_error(&e))?;
+                Ok(Response::Done)
+            }
+            Request::ChangeOwnPassword {
+                access_token,
+                current_password,
+                new_password,
+            } => {
+                let v = m
+                    .validate_access_token(access_token.expose())
+                    .ok_or_else(|| err(&AuthError::InvalidAccessToken))?;
+                m.change_own_password(
+                    v.user_id.as_str(),
+                    current_password.expose(),
+                    new_password.expose(),
+                )
+                .await
+                .map_err(|e| match e {
+                    // The manager's "wrong current password".
+                    AuthError::AccessDenied(_) => {
+                        ApiError::new(ErrorCode::InvalidAuth, e.to_string())
+                    }
+                    other => password_error(&other),
+                })?;
+                tracing::info!(user_id = %v.user_id, "own password changed");
+                Ok(Response::Done)
+            }
+            Request::ChangeUsername { user_id, username } => {
+                m.change_username(&user_id, &username)
+                    .await
+                    .map_err(|e| err(&e))?;
+                self.user_info(&user_id)
+            }
+            Request::RemoveCredential { credential_id } => {
+                m.remove_credential(&credential_id)
+                    .await
+                    .map_err(|e| err(&e))?;
+                tracing::info!(credential_id, "credential removed");
+                Ok(Response::Done)
+            }
+            Request::ListMfaModules { user_id } => {
+                let user = m
+                    .user(&user_id)
+                    .ok_or_else(|| err(&AuthError::UserNotFound))?;
+                Ok(Response::MfaModules(
+                    m.mfa_modules()
+                        .iter()
+                        .map(|module| MfaModuleInfo {
+                            id: module.id().to_owned(),
+                            name: module.name().to_owned(),
+                            enabled: module.is_user_setup(&user.id),
+                        })
+                        .collect(),
+                ))
+            }
+            Request::MfaSetupStart { user_id, module_id } => {
+                let outcome = m
+                    .start_mfa_setup(&user_id, &module_id)
+                    .await
+                    .map_err(|e| err(&e))?;
+                if let latch_auth::SetupOutcome::Form { flow_id, .. } = &outcome {
+                    self.setup_modules
+                        .insert(flow_id.as_str().to_owned(), module_id.clone());
+                }
+                Ok(Response::SetupFlow(convert::setup_state(
+                    outcome,
+                    Some(module_id),
+                )))
+            }
+            Request::MfaSetupContinue { flow_id, input } => {
+                let module_id = self.setup_modules.get(&flow_id);
+                let result = m
+                    .continue_mfa_setup(&flow_id, None, form_input(input))
+                    .await;
+                if !matches!(result, Ok(latch_auth::SetupOutcome::Form { .. })) {
+                    self.setup_modules.remove(&flow_id);
+                }
+                let outcome = result.map_err(|e| err(&e))?;
+                if let latch_auth::SetupOutcome::Done { .. } = &outcome {
+                    tracing::info!(
+                        module_id = module_id.as_deref().unwrap_or(""),
+                        "mfa enabled"
+                    );
+                }
+                Ok(Response::SetupFlow(convert::setup_state(
+                    outcome, module_id,
+                )))
+            }
+            Request::MfaSetupAbort { flow_id } => {
+                self.setup_modules.remove(&flow_id);
+                m.abort_mfa_setup(&flow_id).map_err(|e| err(&e))?;
+                Ok(Response::Done)
+            }
+            Request::MfaDisable { user_id, module_id } => {
+                m.disable_mfa(&user_id, &module_id)
+                    .await
+                    .map_err(|e| err(&e))?;
+                Ok(Response::Done)
+            }
+            Request::RegenerateRecoveryCodes { user_id, module_id } => {
+                let codes = m
+                    .regenerate_recovery_codes(&user_id, &module_id)
+                    .await
+                    .map_err(|e| match e {
+                        // The manager's "not set up for this user" / "has no codes".
+                        AuthError::InvalidRequest(_) => {
+                            ApiError::new(ErrorCode::NotFound, e.to_string())
+                        }
+                        other => err(&other),
+                    })?;
+                tracing::info!(user_id, module_id, "recovery codes regenerated");
+                Ok(Response::RecoveryCodes(
+                    codes.into_iter().map(Into::into).collect(),
+                ))
+            }
+            Request::CheckPermission {
+                subject,
+                entity_id,
+                key,
+            } => {
+                let key = convert::permission_key(key);
+                let lookup: latch_auth::SharedLookup = Arc::new(NoRegistry);
+                let allowed = match subject {
+                    Subject::User(user_id) => m.check_permission(&user_id, &entity_id, key, lookup),
+                    Subject::AccessToken(token) => {
+                        m.check_permission_by_token(token.expose(), &entity_id, key, lookup)
+                    }
+                }
+                .map_err(|e| err(&e))?;
+                Ok(Response::Permission { allowed })
+            }
+            Request::ListLockouts => Ok(Response::Lockouts(
+                m.lockouts().iter().map(convert::lockout_info).collect(),
+            )),
+            Request::ClearLockout { key } => {
+                let throttle_key = match &key {
+                    LockoutKey::Username(name) => ThrottleKey::username(name),
+                    LockoutKey::Source(ip) => ThrottleKey::Source(*ip),
+                };
+                if m.clear_lockout(&throttle_key) {
+                    // The manager has no event for this; the protocol does.
+                    self.hub.publish(&Event::LockoutCleared {
+                        key: crate::events::lockout_key(&throttle_key),
+                    });
+                }
+                Ok(Response::Done)
+            }
+            Request::Subscribe { .. } | Request::Unsubscribe => Err(ApiError::new(
+                ErrorCode::Internal,
+                "subscriptions are handled by the connection",
+            )),
+        }
+    }
+}

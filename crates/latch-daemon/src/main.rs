@@ -1,0 +1,114 @@
+//! `latchd`: the latch daemon.
+
+// A binary: printing to the terminal is its job.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::LazyLock;
+
+use clap::Parser;
+use latch_daemon::config::EXAMPLE;
+use latch_daemon::{DaemonError, DaemonOptions};
+use tracing_subscriber::EnvFilter;
+
+/// The latch daemon: users, logins and tokens behind a local socket.
+#[derive(Debug, Parser)]
+#[command(name = "latchd", version = VERSION.as_str())]
+struct Cli {
+    /// The latch home (socket, session token, latch.toml, .storage/). Default:
+    /// $LATCH_HOME, else ~/.latch. May be a Home Assistant configuration directory.
+    #[arg(long, value_name = "DIR")]
+    home: Option<PathBuf>,
+
+    /// The configuration file. Default: latch.toml in the home if it exists, else the
+    /// embedded defaults.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Log filter (a level or tracing directives); overrides RUST_LOG and the
+    /// configuration's log_level.
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+
+    /// Parse and validate the configuration, then exit: 0 if it is valid, 2 if not.
+    #[arg(long, conflicts_with = "print_default_config")]
+    check_config: bool,
+
+    /// Print the default configuration, every key documented, and exit.
+    #[arg(long)]
+    print_default_config: bool,
+}
+
+/// `--version`: the crate version and the protocol version.
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} (protocol {})",
+        env!("CARGO_PKG_VERSION"),
+        latch_protocol::PROTOCOL_VERSION
+    )
+});
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.print_default_config {
+        print!("{EXAMPLE}");
+        return ExitCode::SUCCESS;
+    }
+    let options = match DaemonOptions::load(cli.home.as_deref(), cli.config.as_deref()) {
+        Ok(options) => options,
+        Err(e) => return fail(&e),
+    };
+    if cli.check_config {
+        println!("configuration ok ({})", options.config_source);
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = init_logging(cli.log_level.as_deref(), &options.config.log_level) {
+        eprintln!("latchd: {e:#}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("latchd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(latch_daemon::run(options, latch_daemon::shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            fail(&e)
+        }
+    }
+}
+
+fn fail(e: &DaemonError) -> ExitCode {
+    eprintln!("latchd: {e}");
+    ExitCode::from(e.exit_code())
+}
+
+/// `--log-level`, else `RUST_LOG`, else the configuration's `log_level`.
+fn init_logging(flag: Option<&str>, configured: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    let (filter, origin) = match (flag, from_env) {
+        (Some(flag), _) => (flag.to_owned(), "--log-level"),
+        (None, Some(env)) => (env, "RUST_LOG"),
+        (None, None) => (configured.to_owned(), "log_level"),
+    };
+    let filter = EnvFilter::builder()
+        .parse(&filter)
+        .with_context(|| format!("invalid {origin} {filter:?}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("cannot set up logging")
+}
