@@ -1,6 +1,7 @@
 //! latch's task runner, in the cargo-xtask style: `cargo xtask <task>`.
 //!
-//! - `ci`: the single gate: fmt check, clippy (warnings denied), the whole test suite,
+//! - `ci`: the single gate: fmt check, clippy (warnings denied), the binaries, the whole
+//!   test suite (end-to-end tests included),
 //!   docs (warnings denied) and the tidy checks, one summary line per step; it stops at
 //!   the first failing step and prints that step's output.
 //! - `tidy`: only the tidy checks.
@@ -94,6 +95,14 @@ fn ci(root: &Path) -> Result<()> {
     steps.push(Step {
         name: "clippy",
         command: clippy,
+    });
+
+    // The end-to-end tests start the real `latchd` and `latch` binaries.
+    let mut build = cargo();
+    build.args(["build", "--workspace", "--bins", "--quiet"]);
+    steps.push(Step {
+        name: "build",
+        command: build,
     });
 
     let mut test = cargo();
