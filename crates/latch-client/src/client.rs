@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use latch_ipc::client::{ClientReceiver, ClientSender};
 use latch_ipc::{SendError, ServerFrame};
-use latch_protocol::{ApiError, Event, EventKind, Request, RequestFrame, Response};
-use serde::Deserialize;
+use latch_protocol::{
+    ApiError, Event, EventKind, Request, RequestFrame, Response, ResponsePayload,
+};
 use tokio::sync::oneshot;
 
 use crate::events::{ClientEvent, EventHub, Subscription};
@@ -21,15 +22,6 @@ use crate::{ClientError, ClientOptions, ReconnectPolicy};
 /// half-changed).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The payload of a response frame: the request's id and the daemon's answer. On the
-/// wire it is the same as `latch_protocol::ServerFrame::Response`, inside latch-ipc's
-/// frame envelope.
-#[derive(Debug, Deserialize)]
-struct ResponsePayload {
-    id: u64,
-    result: Result<Response, ApiError>,
 }
 
 type Answer = Result<Response, ApiError>;
@@ -552,7 +544,7 @@ mod tests {
         assert!(matches!(decoded, ServerFrame::Lagged(9)));
     }
 
-    fn postcard_decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> T {
+    fn postcard_decode<T: for<'de> serde::Deserialize<'de>>(bytes: &[u8]) -> T {
         latch_ipc::frame::decode(bytes).unwrap()
     }
 

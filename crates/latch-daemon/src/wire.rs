@@ -12,19 +12,10 @@
 
 use std::fmt;
 
-use latch_protocol::{ApiError, Response};
+pub use latch_protocol::ResponsePayload;
+use serde::Deserialize;
 use serde::de::{Deserializer, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
-
-/// The payload of a response frame: the request's id and the answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResponsePayload {
-    /// The id of the request this answers.
-    pub id: u64,
-    /// The answer.
-    pub result: Result<Response, ApiError>,
-}
 
 /// What the daemon sends: latch-ipc's envelope around the protocol's payloads.
 pub type DaemonFrame = latch_ipc::ServerFrame<ResponsePayload, latch_protocol::Event>;
@@ -80,7 +71,9 @@ impl<'de> Deserialize<'de> for RawRequest {
 
 #[cfg(test)]
 mod tests {
-    use latch_protocol::{ErrorCode, Event, Request, RequestFrame, ServerFrame};
+    use latch_protocol::{
+        ApiError, ErrorCode, Event, Request, RequestFrame, Response, ServerFrame,
+    };
 
     use super::*;
 

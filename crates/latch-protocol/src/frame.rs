@@ -20,6 +20,17 @@ pub struct RequestFrame {
     pub request: Request,
 }
 
+/// The payload of a response frame: the request's id and the daemon's answer. The daemon
+/// sends it (and [`Event`]s) inside latch-ipc's frame envelope, whose bytes are exactly
+/// [`ServerFrame`]'s.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponsePayload {
+    /// The id of the request this answers.
+    pub id: u64,
+    /// The answer.
+    pub result: Result<Response, ApiError>,
+}
+
 /// Daemon to client. **Its variants are frozen**: adding one needs a
 /// [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION) bump, because every client receives
 /// every kind of server frame.

@@ -106,7 +106,7 @@ mod version;
 
 pub use error::{ApiError, ErrorCode, UnknownErrorCode};
 pub use event::{Event, EventKind, UnknownEventKind};
-pub use frame::{EncodeError, FrameError, RequestFrame, ServerFrame};
+pub use frame::{EncodeError, FrameError, RequestFrame, ResponsePayload, ServerFrame};
 pub use request::{FormInput, Request};
 pub use response::{
     AccessToken, BEARER, CredentialInfo, DaemonStatus, Field, FieldKind, FlowForm, FlowState,
