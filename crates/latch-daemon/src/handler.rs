@@ -89,20 +89,10 @@ fn provider_error_code(err: &ProviderError) -> ErrorCode {
             ErrorCode::AlreadyExists
         }
         ProviderError::InvalidUsername { .. } => ErrorCode::InvalidUsername,
+        ProviderError::WeakPassword(_) => ErrorCode::WeakPassword,
         ProviderError::NotSupported(_) => ErrorCode::InvalidRequest,
         ProviderError::Storage(_) => ErrorCode::StorageFailed,
         ProviderError::Internal(_) => ErrorCode::Internal,
-    }
-}
-
-/// For requests that set a password: the provider's refusal of the password itself
-/// (today only an empty one) is `weak_password`.
-fn password_error(err: &AuthError) -> ApiError {
-    match err {
-        AuthError::Provider(ProviderError::NotSupported(_)) => {
-            ApiError::new(ErrorCode::WeakPassword, err.to_string())
-        }
-        other => api_error(other),
     }
 }
 
@@ -427,7 +417,7 @@ impl Handler {
                 let user = m
                     .onboard(Some(name), &username, password.expose())
                     .await
-                    .map_err(|e| password_error(&e))?;
+                    .map_err(|e| err(&e))?;
                 Ok(Response::User(convert::user_info(m, &user)))
             }
             Request::UpdateUser {
@@ -475,7 +465,7 @@ impl Handler {
             } => {
                 m.add_password_login(&user_id, &username, password.expose())
                     .await
-                    .map_err(|e| password_error(&e))?;
+                    .map_err(|e| err(&e))?;
                 self.user_info(&user_id)
             }
             Request::ChangePassword {
@@ -484,7 +474,7 @@ impl Handler {
             } => {
                 m.set_password(&user_id, new_password.expose())
                     .await
-                    .map_err(|e| password_error(&e))?;
+                    .map_err(|e| err(&e))?;
                 Ok(Response::Done)
             }
             Request::ChangeOwnPassword {
@@ -506,7 +496,7 @@ impl Handler {
                     AuthError::AccessDenied(_) => {
                         ApiError::new(ErrorCode::InvalidAuth, e.to_string())
                     }
-                    other => password_error(&other),
+                    other => err(&other),
                 })?;
                 tracing::info!(user_id = %v.user_id, "own password changed");
                 Ok(Response::Done)

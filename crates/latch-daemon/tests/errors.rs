@@ -115,7 +115,11 @@ fn every_manager_error_has_its_code() {
             C::InvalidUsername,
         ),
         (
-            AuthError::Provider(ProviderError::NotSupported("an empty password")),
+            AuthError::Provider(ProviderError::WeakPassword("the password is empty")),
+            C::WeakPassword,
+        ),
+        (
+            AuthError::Provider(ProviderError::NotSupported("user_meta")),
             C::InvalidRequest,
         ),
         (

@@ -235,7 +235,7 @@ impl HomeAssistantProvider {
     /// # Errors
     /// [`ProviderError::InvalidUsername`] with key `username_not_normalized` or
     /// `username_already_exists` and Home Assistant's message;
-    /// [`ProviderError::NotSupported`] for an empty password;
+    /// [`ProviderError::WeakPassword`] for an empty password;
     /// [`ProviderError::Storage`] if the commit fails (nothing is added then).
     pub async fn add_auth(&self, username: &str, password: &str) -> Result<(), ProviderError> {
         self.store.read(|d| check_new_username(d, username))?;
@@ -274,7 +274,7 @@ impl HomeAssistantProvider {
     /// latch refuses an empty password.
     ///
     /// # Errors
-    /// [`ProviderError::UserNotFound`]; [`ProviderError::NotSupported`] for an empty
+    /// [`ProviderError::UserNotFound`]; [`ProviderError::WeakPassword`] for an empty
     /// password; [`ProviderError::Storage`].
     pub async fn change_password(
         &self,
@@ -354,7 +354,7 @@ impl HomeAssistantProvider {
     /// Hashes a new password at the configured cost, in the pool, in its stored form.
     async fn hash_new_password(&self, password: &str) -> Result<Secret, ProviderError> {
         if password.is_empty() {
-            return Err(ProviderError::NotSupported("an empty password"));
+            return Err(ProviderError::WeakPassword("the password is empty"));
         }
         let cut = CutPassword::new(password);
         let cost = self.config.bcrypt_cost;

@@ -783,13 +783,13 @@ async fn empty_passwords_cannot_be_set() {
     let s = setup();
     assert!(matches!(
         s.provider.add_auth("test-user", "").await,
-        Err(ProviderError::NotSupported(_))
+        Err(ProviderError::WeakPassword(_))
     ));
     assert!(s.provider.usernames().is_empty());
     s.provider.add_auth("test-user", "test-pass").await.unwrap();
     assert!(matches!(
         s.provider.change_password("test-user", "").await,
-        Err(ProviderError::NotSupported(_))
+        Err(ProviderError::WeakPassword(_))
     ));
     s.provider
         .validate_login("test-user", "test-pass")

@@ -30,6 +30,9 @@ pub enum ProviderError {
         /// The human message.
         message: String,
     },
+    /// A new password the provider refuses (latch refuses an empty one).
+    #[error("weak password: {0}")]
+    WeakPassword(&'static str),
     /// The provider cannot do this (for example create users from trusted networks).
     #[error("not supported by this provider: {0}")]
     NotSupported(&'static str),
