@@ -68,6 +68,11 @@ pub enum AuthEvent {
         /// The caller's address, if known.
         source: Option<IpAddr>,
     },
+    /// An operator cleared a username's or source's failures and lockout.
+    LockoutCleared {
+        /// What was cleared.
+        key: ThrottleKey,
+    },
     /// A username or source was locked out.
     LockoutStarted {
         /// What is locked.
@@ -90,6 +95,7 @@ impl AuthEvent {
             Self::LoginFailed { .. } => "login_failed",
             Self::LoginSucceeded { .. } => "login_succeeded",
             Self::LockoutStarted { .. } => "lockout_started",
+            Self::LockoutCleared { .. } => "lockout_cleared",
         }
     }
 }

@@ -113,6 +113,8 @@ pub enum SetupOutcome {
     Done {
         /// The flow.
         flow_id: FlowId,
+        /// The module now set up.
+        module_id: String,
         /// One-time recovery codes.
         recovery_codes: Vec<String>,
     },
@@ -145,6 +147,7 @@ pub(crate) struct LoginFlow {
 
 pub(crate) struct SetupFlowEntry {
     user_id: UserId,
+    module_id: String,
     flow: Box<dyn MfaSetupFlow>,
 }
 
@@ -730,13 +733,14 @@ impl AuthManager {
             self.now(),
             SetupFlowEntry {
                 user_id: user.id.clone(),
+                module_id: module.id().to_owned(),
                 flow,
             },
         );
         let mut entry = slot.lock().await;
         let step = entry.flow.step(None).await;
         drop(entry);
-        self.setup_outcome(flow_id, step)
+        self.setup_outcome(flow_id, module.id(), step)
     }
 
     /// Continues an MFA setup flow. With `user_id`, the flow must have been started for
@@ -762,13 +766,18 @@ impl AuthManager {
             return Err(AuthError::FlowNotFound);
         }
         let step = entry.flow.step(Some(&input)).await;
+        let module_id = entry.module_id.clone();
         drop(entry);
-        self.setup_outcome(FlowId::from(flow_id), step)
+        if matches!(step, Ok(SetupStep::Done { .. })) {
+            tracing::info!(user_id, module_id, "mfa enabled");
+        }
+        self.setup_outcome(FlowId::from(flow_id), &module_id, step)
     }
 
     fn setup_outcome(
         &self,
         flow_id: FlowId,
+        module_id: &str,
         step: Result<SetupStep, latch_provider::ProviderError>,
     ) -> Result<SetupOutcome, AuthError> {
         let outcome = match step {
@@ -781,6 +790,7 @@ impl AuthManager {
             }),
             Ok(SetupStep::Done { recovery_codes }) => Ok(SetupOutcome::Done {
                 flow_id: flow_id.clone(),
+                module_id: module_id.to_owned(),
                 recovery_codes,
             }),
             Err(e) => Err(e.into()),

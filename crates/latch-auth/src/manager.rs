@@ -659,10 +659,12 @@ impl AuthManager {
     }
 
     /// Removes a credential: its provider drops its record, every refresh token issued
-    /// through it is revoked, then the credential goes.
+    /// through it is revoked, then the credential goes. The owner's credentials cannot be
+    /// removed.
     ///
     /// # Errors
-    /// [`AuthError::CredentialNotFound`], provider or store failures.
+    /// [`AuthError::CredentialNotFound`], [`AuthError::OwnerProtected`], provider or
+    /// store failures.
     pub async fn remove_credential(&self, credential_id: &str) -> Result<(), AuthError> {
         let _guard = self.inner.admin.lock().await;
         let cred = self
@@ -670,6 +672,17 @@ impl AuthManager {
             .store
             .credential(credential_id)
             .ok_or(AuthError::CredentialNotFound)?;
+        let owner = cred
+            .user_id
+            .as_ref()
+            .and_then(|u| self.user(u.as_str()))
+            .is_some_and(|u| u.is_owner);
+        if owner {
+            // Home Assistant 2026: `cannot_delete_owner_credentials`.
+            return Err(AuthError::OwnerProtected(
+                "unable to remove the owner's credentials",
+            ));
+        }
         if let Some(p) = self.provider(&cred.auth_provider_type, cred.auth_provider_id.as_deref()) {
             p.will_remove_credentials(&cred).await?;
         }
@@ -1063,11 +1076,13 @@ impl AuthManager {
         self.inner.throttle.lock().list(now)
     }
 
-    /// Clears a username's or source's failures and lockout; false if it had none.
+    /// Clears a username's or source's failures and lockout (firing `lockout_cleared`);
+    /// false if it had none.
     pub fn clear_lockout(&self, key: &crate::throttle::ThrottleKey) -> bool {
         let cleared = self.inner.throttle.lock().clear(key);
         if cleared {
             tracing::info!(%key, "lockout cleared");
+            self.fire(AuthEvent::LockoutCleared { key: key.clone() });
         }
         cleared
     }

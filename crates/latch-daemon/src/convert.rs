@@ -69,7 +69,7 @@ pub(crate) fn flow_state(outcome: FlowOutcome) -> FlowState {
     }
 }
 
-pub(crate) fn setup_state(outcome: SetupOutcome, module_id: Option<String>) -> SetupFlowState {
+pub(crate) fn setup_state(outcome: SetupOutcome) -> SetupFlowState {
     match outcome {
         SetupOutcome::Form { flow_id, form } => SetupFlowState::Form(flow_form(&flow_id, form)),
         SetupOutcome::Abort { flow_id, reason } => SetupFlowState::Abort {
@@ -78,10 +78,11 @@ pub(crate) fn setup_state(outcome: SetupOutcome, module_id: Option<String>) -> S
         },
         SetupOutcome::Done {
             flow_id,
+            module_id,
             recovery_codes,
         } => SetupFlowState::Done {
             flow_id: flow_id.as_str().to_owned(),
-            module_id: module_id.unwrap_or_default(),
+            module_id,
             recovery_codes: recovery_codes.into_iter().map(Sensitive::new).collect(),
         },
     }

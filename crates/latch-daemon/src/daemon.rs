@@ -198,7 +198,6 @@ pub async fn start(options: DaemonOptions) -> Result<DaemonHandle, DaemonError> 
     if let Some(clock) = clock {
         manager_options.clock = clock;
     }
-    let flow_ttl = Duration::from_secs(manager_options.flow_ttl_secs);
     let manager = AuthManager::from_config(store.clone(), &config.auth_config(), manager_options)?;
 
     let (stop, stop_rx) = watch::channel(false);
@@ -210,12 +209,7 @@ pub async fn start(options: DaemonOptions) -> Result<DaemonHandle, DaemonError> 
         halt_rx,
     ));
     let cleanup = tokio::spawn(cleanup::run(manager.clone(), stop_rx.clone()));
-    let handler = Handler::new(
-        manager.clone(),
-        Arc::clone(&hub),
-        home.dir().to_path_buf(),
-        flow_ttl,
-    );
+    let handler = Handler::new(manager.clone(), home.dir().to_path_buf());
     let shared = Arc::new(Shared {
         handler: Arc::new(handler),
         hub,

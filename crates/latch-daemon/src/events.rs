@@ -157,6 +157,9 @@ pub(crate) fn to_protocol(event: &AuthEvent) -> Option<Event> {
             key: lockout_key(key),
             until: Timestamp::from(*until),
         },
+        AuthEvent::LockoutCleared { key } => Event::LockoutCleared {
+            key: lockout_key(key),
+        },
         other => {
             tracing::debug!(
                 event = other.name(),

@@ -5,17 +5,16 @@
 //! [`ApiError`] through [`api_error`], the single table of error codes. Nothing here
 //! decides who may do what: the manager does.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use latch_auth::{AuthError, AuthManager, ThrottleKey, UserUpdate};
 use latch_models::GroupId;
 use latch_models::permissions::NoRegistry;
 use latch_protocol::{
-    AccessToken, ApiError, DaemonStatus, ErrorCode, Event, FormInput, LockoutKey, LongLivedToken,
+    AccessToken, ApiError, DaemonStatus, ErrorCode, FormInput, LockoutKey, LongLivedToken,
     MfaModuleInfo, PROTOCOL_VERSION, ProviderInfo, Request, Response, Subject, ValidatedToken,
 };
 use latch_provider::{FlowContext, ProviderError};
@@ -23,7 +22,6 @@ use latch_token::TokenError;
 use serde_json::{Map, Value};
 
 use crate::convert;
-use crate::events::EventHub;
 
 /// The answer to one request.
 pub type Answer = Result<Response, ApiError>;
@@ -112,69 +110,20 @@ fn group_ids(ids: Vec<String>) -> Vec<GroupId> {
     ids.into_iter().map(GroupId::from).collect()
 }
 
-/// MFA setup flows in progress and their modules: the manager's finished setup does not
-/// name its module, and the answer must. Entries live as long as the manager's flows.
-#[derive(Debug)]
-struct SetupModules {
-    ttl: Duration,
-    flows: Mutex<HashMap<String, (String, Instant)>>,
-}
-
-impl SetupModules {
-    const MAX: usize = 10_000;
-
-    fn insert(&self, flow_id: String, module_id: String) {
-        let now = Instant::now();
-        let mut flows = self.flows.lock().unwrap_or_else(PoisonError::into_inner);
-        flows.retain(|_, (_, at)| now.duration_since(*at) < self.ttl);
-        if flows.len() >= Self::MAX
-            && let Some(oldest) = flows
-                .iter()
-                .min_by_key(|(_, (_, at))| *at)
-                .map(|(k, _)| k.clone())
-        {
-            flows.remove(&oldest);
-        }
-        flows.insert(flow_id, (module_id, now));
-    }
-
-    fn get(&self, flow_id: &str) -> Option<String> {
-        let flows = self.flows.lock().unwrap_or_else(PoisonError::into_inner);
-        flows.get(flow_id).map(|(m, _)| m.clone())
-    }
-
-    fn remove(&self, flow_id: &str) {
-        let mut flows = self.flows.lock().unwrap_or_else(PoisonError::into_inner);
-        flows.remove(flow_id);
-    }
-}
-
 /// Serves requests with an AuthManager. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub(crate) struct Handler {
     manager: AuthManager,
-    hub: Arc<EventHub>,
     started: Instant,
     home: PathBuf,
-    setup_modules: SetupModules,
 }
 
 impl Handler {
-    pub(crate) fn new(
-        manager: AuthManager,
-        hub: Arc<EventHub>,
-        home: PathBuf,
-        flow_ttl: Duration,
-    ) -> Self {
+    pub(crate) fn new(manager: AuthManager, home: PathBuf) -> Self {
         Self {
             manager,
-            hub,
             started: Instant::now(),
             home,
-            setup_modules: SetupModules {
-                ttl: flow_ttl,
-                flows: Mutex::new(HashMap::new()),
-            },
         }
     }
 
@@ -534,36 +483,16 @@ impl Handler {
                     .start_mfa_setup(&user_id, &module_id)
                     .await
                     .map_err(|e| err(&e))?;
-                if let latch_auth::SetupOutcome::Form { flow_id, .. } = &outcome {
-                    self.setup_modules
-                        .insert(flow_id.as_str().to_owned(), module_id.clone());
-                }
-                Ok(Response::SetupFlow(convert::setup_state(
-                    outcome,
-                    Some(module_id),
-                )))
+                Ok(Response::SetupFlow(convert::setup_state(outcome)))
             }
             Request::MfaSetupContinue { flow_id, input } => {
-                let module_id = self.setup_modules.get(&flow_id);
-                let result = m
+                let outcome = m
                     .continue_mfa_setup(&flow_id, None, form_input(input))
-                    .await;
-                if !matches!(result, Ok(latch_auth::SetupOutcome::Form { .. })) {
-                    self.setup_modules.remove(&flow_id);
-                }
-                let outcome = result.map_err(|e| err(&e))?;
-                if let latch_auth::SetupOutcome::Done { .. } = &outcome {
-                    tracing::info!(
-                        module_id = module_id.as_deref().unwrap_or(""),
-                        "mfa enabled"
-                    );
-                }
-                Ok(Response::SetupFlow(convert::setup_state(
-                    outcome, module_id,
-                )))
+                    .await
+                    .map_err(|e| err(&e))?;
+                Ok(Response::SetupFlow(convert::setup_state(outcome)))
             }
             Request::MfaSetupAbort { flow_id } => {
-                self.setup_modules.remove(&flow_id);
                 m.abort_mfa_setup(&flow_id).map_err(|e| err(&e))?;
                 Ok(Response::Done)
             }
@@ -613,12 +542,7 @@ impl Handler {
                     LockoutKey::Username(name) => ThrottleKey::username(name),
                     LockoutKey::Source(ip) => ThrottleKey::Source(*ip),
                 };
-                if m.clear_lockout(&throttle_key) {
-                    // The manager has no event for this; the protocol does.
-                    self.hub.publish(&Event::LockoutCleared {
-                        key: crate::events::lockout_key(&throttle_key),
-                    });
-                }
+                m.clear_lockout(&throttle_key);
                 Ok(Response::Done)
             }
             Request::Subscribe { .. } | Request::Unsubscribe => Err(ApiError::new(

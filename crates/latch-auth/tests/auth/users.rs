@@ -644,6 +644,24 @@ async fn remove_credential_revokes_the_tokens_issued_through_it() {
 }
 
 #[tokio::test]
+async fn the_owners_credentials_cannot_be_removed() {
+    let h = Harness::new();
+    let owner = h.onboard().await;
+    let credential = h.manager.password_credential_of(owner.id.as_str()).unwrap();
+    let result = h.manager.remove_credential(credential.id.as_str()).await;
+    assert!(
+        matches!(result, Err(AuthError::OwnerProtected(_))),
+        "{result:?}"
+    );
+    assert!(
+        h.manager
+            .password_credential_of(owner.id.as_str())
+            .is_some()
+    );
+    assert!(h.has_password_entry("paulus"));
+}
+
+#[tokio::test]
 async fn only_one_of_two_concurrent_first_users_becomes_owner() {
     let h = Harness::new();
     let (a, b) = tokio::join!(
