@@ -656,7 +656,7 @@ impl AuthManager {
                 username: flow.username.clone(),
                 provider_type: handler.provider_type.clone(),
                 source,
-                reason: format!("login blocked: {reason}"),
+                reason: AbortReason::LoginBlocked.as_str().to_owned(),
             });
             return Ok(FlowOutcome::Abort {
                 flow_id: flow_id.clone(),

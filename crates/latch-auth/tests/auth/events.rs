@@ -265,7 +265,7 @@ async fn blocked_login_fires_login_failed_with_the_reason() {
             username: Some("anne".into()),
             provider_type: "homeassistant".into(),
             source: lan(),
-            reason: "login blocked: User is not active".into(),
+            reason: "login_blocked".into(),
         }]
     );
 }

@@ -192,8 +192,12 @@ fn reason_text(key: &str) -> String {
         "invalid_code" => "wrong code".to_owned(),
         "login_expired" => "the login took too long; start again".to_owned(),
         "too_many_retry" => "too many wrong codes".to_owned(),
-        "too_many_attempts" | "login_blocked" => {
+        "too_many_attempts" => {
             "too many failed attempts: locked out for now (see `latch lockouts`)".to_owned()
+        }
+        "login_blocked" => {
+            "login blocked: the user is deactivated, or may only log in from a local address"
+                .to_owned()
         }
         "not_allowed" => "this user may not log in from here".to_owned(),
         other => other.replace('_', " "),

@@ -1,0 +1,584 @@
+//! latch-bench: the instrument behind `cargo xtask bench`.
+//!
+//! One job: measure latch against the performance targets of design.md, each figure
+//! beside a floor measured in the same run (a bare HMAC, a raw two-process ping-pong,
+//! one fsync) or a peer's published figure (Home Assistant's validation time), and
+//! print one table (scenario, figure, floor or peer, ratio, target, met?), also written
+//! as JSON to `target/bench/latest.json`. It uses the real crates and the real
+//! `latchd` binary (beside this one in `target/release`), never mocks, and it is not
+//! part of the test suite: numbers are quoted from one run on one machine.
+//!
+//! ```text
+//! cargo run --release -p latch-bench -- [--quick]   # what `cargo xtask bench` runs
+//! ```
+//!
+//! `--only GROUP[,GROUP…]` runs a subset (`inproc`, `floor`, `socket`, `login-load`,
+//! `store`, `footprint`, `fanout`), e.g. to profile one scenario or re-measure after a
+//! fix; the socket scenarios always run the floor they are compared with.
+//!
+//! Internal modes, used by the bench on itself: `--echo <socket>` (the other end of the
+//! ping-pong floor) and `--store-child <home>` (opens a store in a fresh process and
+//! prints its load time and RSS).
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod daemon;
+mod fanout;
+mod floor;
+mod inproc;
+mod report;
+mod socket;
+mod store;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::daemon::Daemon;
+use crate::report::{Machine, Row, Target};
+
+/// Home Assistant's in-process access-token validation: about 14 µs (design.md).
+const HA_VALIDATIONS_PER_SEC: f64 = 1e6 / 14.0;
+
+/// How long and how big each scenario runs.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    quick: bool,
+    /// Bit `i` set: run `GROUPS[i]`; `None`: run everything.
+    only: Option<u8>,
+    inproc: Duration,
+    pingpong: Duration,
+    socket: Duration,
+    handshakes: usize,
+    login_load: Duration,
+    login_tasks: usize,
+    users: usize,
+    tokens_per_user: usize,
+    loads: usize,
+    writers: usize,
+    writes: Duration,
+    fsyncs: usize,
+    starts: usize,
+    fanout: usize,
+}
+
+impl Plan {
+    /// Whether the group runs.
+    fn wants(&self, group: &str) -> bool {
+        let Some(only) = self.only else { return true };
+        GROUPS
+            .iter()
+            .position(|g| *g == group)
+            .is_some_and(|i| only & (1 << i) != 0)
+    }
+
+    fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                quick,
+                only: None,
+                inproc: Duration::from_millis(300),
+                pingpong: Duration::from_millis(500),
+                socket: Duration::from_secs(1),
+                handshakes: 100,
+                login_load: Duration::from_secs(3),
+                login_tasks: 4,
+                users: 10_000,
+                tokens_per_user: 10,
+                loads: 1,
+                writers: 32,
+                writes: Duration::from_secs(2),
+                fsyncs: 20,
+                starts: 3,
+                fanout: 1_000,
+            }
+        } else {
+            Self {
+                quick,
+                only: None,
+                inproc: Duration::from_secs(2),
+                pingpong: Duration::from_secs(3),
+                socket: Duration::from_secs(3),
+                handshakes: 500,
+                login_load: Duration::from_secs(10),
+                login_tasks: 4,
+                users: 10_000,
+                tokens_per_user: 10,
+                loads: 3,
+                writers: 32,
+                writes: Duration::from_secs(5),
+                fsyncs: 50,
+                starts: 10,
+                fanout: 10_000,
+            }
+        }
+    }
+}
+
+/// The scenario groups `--only` accepts.
+const GROUPS: [&str; 7] = [
+    "inproc",
+    "floor",
+    "socket",
+    "login-load",
+    "store",
+    "footprint",
+    "fanout",
+];
+
+const USAGE: &str = "usage: latch-bench [--quick] [--only GROUP[,GROUP...]]\n\
+                     groups: inproc, floor, socket, login-load, store, footprint, fanout";
+
+/// `[--quick] [--only a,b]`.
+fn parse(args: &[String]) -> Result<Plan> {
+    let mut quick = false;
+    let mut only = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--only" => {
+                let list = args.next().context(USAGE)?;
+                let mut groups = 0_u8;
+                for name in list.split(',') {
+                    let i = GROUPS
+                        .iter()
+                        .position(|g| *g == name)
+                        .with_context(|| format!("unknown group {name:?}\n{USAGE}"))?;
+                    groups |= 1 << i;
+                }
+                only = Some(groups);
+            }
+            other => anyhow::bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    let mut plan = Plan::new(quick);
+    plan.only = only;
+    Ok(plan)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("--echo") => floor::echo(args.get(1).map_or("", String::as_str)),
+        Some("--store-child") => {
+            store::child(args.get(1).map_or("", String::as_str)).map(|line| println!("{line}"))
+        }
+        _ => parse(&args).and_then(run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("latch-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Collects rows; a scenario that fails is reported on stderr and left out.
+#[derive(Debug, Default)]
+struct Rows {
+    rows: Vec<Row>,
+    failed: Vec<String>,
+}
+
+impl Rows {
+    fn add(&mut self, name: &str, result: Result<Vec<Row>>) {
+        match result {
+            Ok(rows) => self.rows.extend(rows),
+            Err(e) => {
+                eprintln!("latch-bench: {name} failed: {e:#}");
+                self.failed.push(name.to_owned());
+            }
+        }
+    }
+}
+
+fn step(name: &str) -> Instant {
+    eprintln!("latch-bench: {name}…");
+    Instant::now()
+}
+
+fn run(plan: Plan) -> Result<()> {
+    let started = Instant::now();
+    // Before any child starts, so that latchd inherits it too.
+    fanout::raise_fd_limit();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let mut rows = Rows::default();
+
+    if plan.wants("inproc") {
+        step("in-process validation");
+        rows.add(
+            "in-process validation",
+            runtime.block_on(scenario_inproc(plan)),
+        );
+    }
+
+    // The socket scenarios are ratios to the floor: it runs whenever they do.
+    let mut pingpong = None;
+    if plan.wants("floor") || plan.wants("socket") {
+        step("socket floor");
+        match floor::measure(plan.pingpong) {
+            Ok(p) => {
+                rows.add(
+                    "socket floor",
+                    Ok(vec![
+                        Row::new("socket floor: 2-process ping-pong, 64 B", p.rate, "rt/s"),
+                        Row::new("socket floor: one round trip", p.rtt_us, "µs"),
+                    ]),
+                );
+                pingpong = Some(p);
+            }
+            Err(e) => rows.add("socket floor", Err(e)),
+        }
+    }
+
+    let mut idle_p99 = None;
+    if plan.wants("socket") {
+        step("socket validation");
+        match runtime.block_on(scenario_socket(plan, pingpong)) {
+            Ok((rs, p99)) => {
+                idle_p99 = Some(p99);
+                rows.add("socket validation", Ok(rs));
+            }
+            Err(e) => rows.add("socket validation", Err(e)),
+        }
+    }
+    if plan.wants("login-load") {
+        step("validation under login load");
+        rows.add(
+            "validation under login load",
+            runtime.block_on(scenario_login_load(plan, idle_p99)),
+        );
+    }
+    if plan.wants("store") {
+        step("store scale");
+        rows.add("store scale", runtime.block_on(scenario_store(plan)));
+    }
+    if plan.wants("footprint") {
+        step("daemon footprint");
+        rows.add(
+            "daemon footprint",
+            runtime.block_on(scenario_footprint(plan)),
+        );
+    }
+    if plan.wants("fanout") {
+        step("fan-out");
+        rows.add("fan-out", runtime.block_on(scenario_fanout(plan)));
+    }
+
+    let mode = if plan.quick { "quick" } else { "full" };
+    let machine = machine();
+    println!(
+        "latch bench ({mode}) — {} cores, {}, {}",
+        machine.cores, machine.kernel, machine.date
+    );
+    print!("{}", report::table(&rows.rows));
+    let json = report::to_json(mode, &machine, &rows.rows);
+    let path = json_path()?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "written to {} in {:.0} s",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    if rows.failed.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("scenarios failed: {}", rows.failed.join(", "))
+    }
+}
+
+/// `target/bench/latest.json`, from this binary's place in `target/<profile>/`.
+fn json_path() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the bench binary")?;
+    let target = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .context("the bench binary is not in a target directory")?;
+    Ok(target.join("bench").join("latest.json"))
+}
+
+fn machine() -> Machine {
+    let kernel = std::fs::read_to_string("/proc/version")
+        .ok()
+        .and_then(|v| v.lines().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned());
+    Machine {
+        cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        kernel,
+        date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }
+}
+
+async fn scenario_inproc(plan: Plan) -> Result<Vec<Row>> {
+    let m = inproc::measure(plan.inproc).await?;
+    Ok(vec![
+        Row::new("in-process validate (AuthManager)", m.validate, "ops/s").floor(
+            "bare HMAC-SHA256",
+            m.hmac,
+            "ops/s",
+        ),
+        Row::new("in-process validate vs Home Assistant", m.validate, "ops/s")
+            .floor("HA 14 µs", HA_VALIDATIONS_PER_SEC, "ops/s")
+            .target(Target::ratio_at_least(15.0)),
+    ])
+}
+
+/// Scenarios 3, 4 and 5 on one cost-4 daemon; also returns the idle p99 (ms).
+async fn scenario_socket(plan: Plan, pingpong: Option<floor::PingPong>) -> Result<(Vec<Row>, f64)> {
+    let pingpong = pingpong.context("needs the socket floor")?;
+    let mut daemon = Daemon::spawn(4)?;
+    daemon.wait_ready().await?;
+    let (token, _) = daemon.owner_token().await?;
+    let pp = "ping-pong";
+    let mut rows = Vec::new();
+
+    let one = socket::one_at_a_time(&daemon, &token, plan.socket).await?;
+    rows.push(
+        Row::new("socket validate, 1 conn, 1 at a time", one.rate, "ops/s")
+            .floor(pp, pingpong.rate, "rt/s")
+            .target(Target::ratio_at_least(0.9))
+            .note(format!(
+                "through latch-client; {}; the ping-pong is blocking std IO",
+                one.cpu.describe()
+            )),
+    );
+    rows.push(Row::new("  … its p50", one.p50_us, "µs").floor(pp, pingpong.rtt_us, "µs"));
+    rows.push(Row::new("  … its p99", one.p99_us, "µs").floor(pp, pingpong.rtt_us, "µs"));
+
+    let (piped, cpu) = socket::pipelined(&daemon, &token, 4, 64, plan.socket).await?;
+    rows.push(
+        Row::new("socket validate, 64 in flight / 4 conns", piped, "ops/s")
+            .floor(pp, pingpong.rate, "rt/s")
+            .target(Target::ratio_at_least(8.0))
+            .note(format!(
+                "4 latch-client connections, 16 tasks each, one client thread; {}",
+                cpu.describe()
+            )),
+    );
+
+    let hs = socket::handshake(&daemon, &token, plan.handshakes).await?;
+    rows.push(
+        Row::new("connect + handshake + validate, p50", hs.p50_us, "µs")
+            .floor(pp, pingpong.rtt_us, "µs")
+            .target(Target::ratio_at_most(4.0))
+            .note(format!(
+                "{} connections, one after another, each through latch-client",
+                hs.samples
+            )),
+    );
+    rows.push(Row::new("  … its p99", hs.p99_us, "µs").floor(pp, pingpong.rtt_us, "µs"));
+    Ok((rows, one.p99_us / 1e3))
+}
+
+/// Scenario 6 on its own cost-12 daemon.
+async fn scenario_login_load(plan: Plan, idle_p99_ms: Option<f64>) -> Result<Vec<Row>> {
+    let mut daemon = Daemon::spawn(12)?;
+    daemon.wait_ready().await?;
+    let (token, _) = daemon.owner_token().await?;
+    let m = socket::under_login_load(&daemon, &token, plan.login_tasks, plan.login_load).await?;
+    let mut row = Row::new(
+        "validate p99 under bcrypt-12 login load",
+        m.validation.p99_us / 1e3,
+        "ms",
+    )
+    .target(Target::figure_at_most(2.0, "ms"))
+    .note(format!(
+        "{} login tasks finished {} bcrypt-12 logins in {:.0} s ({:.1}/s) while one \
+             connection validated {} times, p50 {:.0} µs",
+        m.login_tasks,
+        m.logins,
+        plan.login_load.as_secs_f64(),
+        u64_f(m.logins) / plan.login_load.as_secs_f64(),
+        report::num(users_f(m.validation.samples)),
+        m.validation.p50_us
+    ));
+    if let Some(idle) = idle_p99_ms {
+        row = row.floor("idle p99", idle, "ms");
+    }
+    Ok(vec![row])
+}
+
+/// Scenario 7.
+async fn scenario_store(plan: Plan) -> Result<Vec<Row>> {
+    let home = tempfile::Builder::new()
+        .prefix("latch-bench-store-")
+        .tempdir()?;
+    let t = Instant::now();
+    let dir = home.path().to_path_buf();
+    let (users, tokens_per_user) = (plan.users, plan.tokens_per_user);
+    let all_users =
+        tokio::task::spawn_blocking(move || store::generate(&dir, users, tokens_per_user))
+            .await??;
+    let size = std::fs::metadata(home.path().join(".storage").join("auth"))?.len();
+    eprintln!(
+        "latch-bench:   generated {users} users, {} tokens ({:.1} MB) in {:.1} s",
+        users * tokens_per_user,
+        bytes_to_mb(size),
+        t.elapsed().as_secs_f64()
+    );
+    let mut loads = Vec::new();
+    let mut rss = 0.0_f64;
+    for _ in 0..plan.loads {
+        let loaded = store::load_in_child(home.path(), users, users * tokens_per_user)?;
+        loads.push(loaded.load_secs);
+        rss = rss.max(loaded.rss_mb);
+    }
+    let load = report::percentile(&mut loads, 50.0).context("no loads")?;
+    let scale = format!(
+        "{} users, {} tokens",
+        report::num(users_f(users)),
+        report::num(users_f(users * tokens_per_user))
+    );
+    let m = store::mutations(
+        home.path(),
+        &all_users,
+        plan.writers,
+        plan.writes,
+        plan.fsyncs,
+    )
+    .await?;
+    Ok(vec![
+        Row::new(format!("store load, {scale}"), load, "s")
+            .target(Target::figure_at_most(0.5, "s"))
+            .note(format!(
+                "Store::open in a fresh process, median of {}; .storage/auth is {:.1} MB and \
+                 in the page cache (not a cold disk)",
+                plan.loads,
+                bytes_to_mb(size)
+            )),
+        Row::new("store RSS after load", rss, "MB").target(Target::figure_at_most(150.0, "MB")),
+        Row::new(
+            format!("durable mutations, {} writers", plan.writers),
+            m.rate,
+            "/s",
+        )
+        .target(Target::figure_at_least(1000.0, "/s"))
+        .note(format!(
+            "{} commits shared {} journal fsyncs ({:.1} per fsync)",
+            report::num(u64_f(m.commits)),
+            report::num(u64_f(m.fsyncs)),
+            u64_f(m.commits) / u64_f(m.fsyncs.max(1))
+        )),
+        Row::new("durable mutation ack, p50", m.p50_ms, "ms")
+            .floor("one fsync", m.fsync_ms, "ms")
+            .target(Target::ratio_at_most(2.0)),
+    ])
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn users_f(n: usize) -> f64 {
+    n as f64
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn u64_f(n: u64) -> f64 {
+    n as f64
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn bytes_to_mb(n: u64) -> f64 {
+    n as f64 / (1024.0 * 1024.0)
+}
+
+/// Scenario 8: `latchd` on empty homes.
+async fn scenario_footprint(plan: Plan) -> Result<Vec<Row>> {
+    let mut ready = Vec::new();
+    let mut rss_mb = 0.0_f64;
+    for i in 0..plan.starts {
+        let mut daemon = Daemon::spawn(12)?;
+        ready.push(daemon.wait_ready().await?.as_secs_f64() * 1e3);
+        if i == 0 {
+            // Idle: no connection, nothing to do.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            #[allow(clippy::cast_precision_loss)]
+            let kb = daemon::rss_kb(Some(daemon.pid()))? as f64;
+            rss_mb = kb / 1024.0;
+        }
+    }
+    let worst = ready.iter().copied().fold(0.0_f64, f64::max);
+    let median = report::percentile(&mut ready, 50.0).context("no starts")?;
+    Ok(vec![
+        Row::new("latchd idle RSS, empty home", rss_mb, "MB")
+            .target(Target::figure_at_most(10.0, "MB")),
+        Row::new("latchd exec → ready, empty home", median, "ms")
+            .target(Target::figure_at_most(50.0, "ms"))
+            .note(format!(
+                "median of {} starts (worst {worst:.1} ms), ready = a connect + handshake + ping answered",
+                plan.starts
+            )),
+    ])
+}
+
+/// Scenario 9.
+async fn scenario_fanout(plan: Plan) -> Result<Vec<Row>> {
+    let mut daemon = Daemon::spawn(4)?;
+    daemon.wait_ready().await?;
+    daemon.owner_token().await?;
+    let m = fanout::measure(&daemon, plan.fanout).await?;
+    let mut note = format!(
+        "{} authenticated connections subscribed (connected in {:.1} s); timed from sending \
+         create_user (which includes its fsync) to the last delivery; p50 {:.1} ms",
+        report::num(users_f(m.connections)),
+        m.connect_secs,
+        m.p50_ms
+    );
+    if m.connections < m.requested {
+        note.push_str(&format!(
+            "; only {} of {} requested: RLIMIT_NOFILE is {}",
+            m.connections, m.requested, m.fd_limit
+        ));
+    }
+    Ok(vec![
+        Row::new(
+            format!(
+                "fan-out of one event to {} connections",
+                report::num(users_f(m.connections))
+            ),
+            m.last_ms,
+            "ms",
+        )
+        .target(Target::figure_at_most(100.0, "ms"))
+        .note(note),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn parses_quick_and_only() {
+        let plan = parse(&args(&[])).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!plan.quick);
+        assert!(GROUPS.iter().all(|g| plan.wants(g)));
+
+        let plan =
+            parse(&args(&["--quick", "--only", "socket,store"])).unwrap_or_else(|e| panic!("{e}"));
+        assert!(plan.quick);
+        assert!(plan.wants("socket") && plan.wants("store"));
+        assert!(!plan.wants("inproc") && !plan.wants("fanout"));
+        assert_eq!(plan.fanout, 1_000);
+    }
+
+    #[test]
+    fn refuses_unknown_arguments_and_groups() {
+        assert!(parse(&args(&["--fast"])).is_err());
+        assert!(parse(&args(&["--only"])).is_err());
+        assert!(parse(&args(&["--only", "socket,disk"])).is_err());
+    }
+}
