@@ -113,6 +113,9 @@ pub struct UserUpdate {
     pub local_only: Option<bool>,
 }
 
+/// Prepared keys kept at most; past this the cache starts over.
+const KEY_CACHE_MAX: usize = 200_000;
+
 /// A revocation callback: runs when its refresh token is removed.
 pub type RevokeCallback = Box<dyn FnOnce() -> Result<(), String> + Send>;
 
@@ -130,6 +133,11 @@ pub(crate) struct Inner {
     pub(crate) admin: tokio::sync::Mutex<()>,
     revoke_callbacks: Mutex<HashMap<RefreshTokenId, Vec<(u64, RevokeCallback)>>>,
     next_callback: AtomicU64,
+    /// Prepared HMAC keys by refresh-token id, so validation hashes the 128-character
+    /// `jwt_key` once per token rather than on every call. A key never changes for its
+    /// id; entries go when their token is removed, and the whole cache is dropped if it
+    /// outgrows [`KEY_CACHE_MAX`] (a miss only costs the preparation again).
+    key_cache: parking_lot::RwLock<HashMap<RefreshTokenId, JwtKey>>,
     pub(crate) version: String,
     pub(crate) access_token_lifetime_secs: u64,
 }
@@ -201,6 +209,7 @@ impl AuthManager {
             admin: tokio::sync::Mutex::new(()),
             revoke_callbacks: Mutex::new(HashMap::new()),
             next_callback: AtomicU64::new(1),
+            key_cache: parking_lot::RwLock::new(HashMap::new()),
             version: options.version,
             access_token_lifetime_secs: options.access_token_lifetime_secs,
         };
@@ -878,8 +887,7 @@ impl AuthManager {
             return None;
         };
         let found = self.inner.store.with_refresh_token(iss, |rt, user| {
-            let key = JwtKey::new(rt.jwt_key.expose().as_bytes());
-            let ok = unverified.verify_with(&key, rt.id.as_str(), now).is_ok();
+            let ok = self.verify_with_cached_key(&unverified, rt, now);
             (ok && user.is_active).then(|| ValidatedToken {
                 user_id: user.id.clone(),
                 refresh_token_id: rt.id.clone(),
@@ -897,6 +905,26 @@ impl AuthManager {
                 None
             }
         }
+    }
+
+    /// Verifies `unverified` with `rt`'s prepared key, preparing and caching it on a miss.
+    fn verify_with_cached_key(
+        &self,
+        unverified: &latch_token::UnverifiedToken<'_>,
+        rt: &RefreshToken,
+        now: DateTime<Utc>,
+    ) -> bool {
+        if let Some(key) = self.inner.key_cache.read().get(&rt.id) {
+            return unverified.verify_with(key, rt.id.as_str(), now).is_ok();
+        }
+        let key = JwtKey::from_refresh_token(rt);
+        let ok = unverified.verify_with(&key, rt.id.as_str(), now).is_ok();
+        let mut cache = self.inner.key_cache.write();
+        if cache.len() >= KEY_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(rt.id.clone(), key);
+        ok
     }
 
     /// Why `user` may not authenticate from `remote_ip` (Home Assistant's
@@ -976,6 +1004,7 @@ impl AuthManager {
             .store
             .commit(vec![Change::RemoveRefreshToken(token.id.clone())])
             .await?;
+        self.inner.key_cache.write().remove(&token.id);
         self.fire(AuthEvent::RefreshTokenRevoked {
             user_id: token.user_id.clone(),
             refresh_token_id: token.id.clone(),
