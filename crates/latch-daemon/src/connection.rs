@@ -9,18 +9,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use latch_ipc::SendError;
 use latch_ipc::server::{Connection, ConnectionSender};
+use latch_ipc::{Raw, SendError};
 use latch_protocol::{ApiError, ErrorCode, Event, Request, RequestFrame, Response};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use zeroize::Zeroize;
 
 use crate::events::EventHub;
 use crate::handler::{Answer, Handler};
-use crate::wire::{RawRequest, ResponsePayload};
+use crate::wire::ResponsePayload;
 
 /// An authenticated connection as the daemon holds it.
-pub(crate) type DaemonConnection = Connection<RawRequest, ResponsePayload, Event>;
+pub(crate) type DaemonConnection = Connection<Raw, ResponsePayload, Event>;
 type Sender = ConnectionSender<ResponsePayload, Event>;
 
 /// What every connection shares.
@@ -68,14 +69,20 @@ pub(crate) async fn serve(
     let slots = Arc::new(Semaphore::new(shared.max_in_flight));
     let mut tasks = JoinSet::new();
     let mut running: HashMap<tokio::task::Id, u64> = HashMap::new();
+    // One future for the whole loop, so each request does not register a new waiter.
+    let mut stop_reading = stop.clone();
+    let stopped = async move {
+        let _ = stop_reading.wait_for(|stopped| *stopped).await;
+    };
+    tokio::pin!(stopped);
     loop {
         reap(&mut tasks, &mut running, &sender).await;
         let next = tokio::select! {
             biased;
-            _ = stop.wait_for(|stopped| *stopped) => break,
-            next = requests.recv() => next,
+            () = &mut stopped => break,
+            next = requests.recv_raw() => next,
         };
-        let raw = match next {
+        let mut raw = match next {
             Ok(Some(raw)) => raw,
             Ok(None) => break,
             Err(e) => {
@@ -83,10 +90,12 @@ pub(crate) async fn serve(
                 break;
             }
         };
-        let frame = match RequestFrame::decode(&raw.0) {
+        let decoded = RequestFrame::decode(&raw);
+        // Payloads carry passwords and tokens.
+        raw[..].zeroize();
+        let frame = match decoded {
             Ok(frame) => frame,
             Err(e) => {
-                drop(raw);
                 let Some(id) = e.id() else {
                     tracing::warn!("closing a connection whose frame holds no request id");
                     break;
@@ -98,7 +107,6 @@ pub(crate) async fn serve(
                 break;
             }
         };
-        drop(raw);
         let RequestFrame { id, request } = frame;
         let name = request.name();
         let ok = match request {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use latch_auth::{AuthManager, ManagerOptions};
+use latch_ipc::Raw;
 use latch_ipc::client::ClientConfig;
 use latch_ipc::home::Home;
 use latch_ipc::peer::PeerPolicy;
@@ -21,10 +22,10 @@ use crate::connection::{self, Shared};
 use crate::error::DaemonError;
 use crate::events::{self, EventHub};
 use crate::handler::Handler;
-use crate::wire::{RawRequest, ResponsePayload};
+use crate::wire::ResponsePayload;
 use crate::{cleanup, ha, signals};
 
-type DaemonServer = Server<RawRequest, ResponsePayload, Event>;
+type DaemonServer = Server<Raw, ResponsePayload, Event>;
 
 /// After the grace period, how long the answers already queued get to reach the socket.
 const FLUSH_GRACE: Duration = Duration::from_secs(1);

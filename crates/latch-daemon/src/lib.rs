@@ -74,4 +74,4 @@ pub use config::{ConfigError, ConfigSource, DaemonConfig};
 pub use daemon::{DaemonHandle, DaemonOptions, run, start};
 pub use error::DaemonError;
 pub use signals::{notify_ready, notify_stopping, shutdown_signal};
-pub use wire::{DaemonFrame, RawRequest, ResponsePayload};
+pub use wire::{DaemonFrame, ResponsePayload};

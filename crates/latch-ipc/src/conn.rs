@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::{CancellationToken, DropGuard, WaitForCancellationFutureOwned};
 
 use crate::frame::{FrameError, FrameReader, FrameWriter, WRITE_BATCH, decode, encode};
 
@@ -158,6 +158,11 @@ impl OutboundQueue {
     }
 }
 
+/// The message type of a receiver whose caller takes payloads undecoded, with
+/// [`FrameReceiver::recv_raw`]. It has no values, so such a receiver has no `recv`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Raw {}
+
 /// Receives the typed messages of an authenticated connection.
 ///
 /// A frame that does not decode, a frame over the limit or a socket error ends the
@@ -166,6 +171,9 @@ impl OutboundQueue {
 pub struct FrameReceiver<T> {
     frames: FrameReader<ReadHalf>,
     cancel: CancellationToken,
+    /// Kept across calls, so waiting for the next frame does not register a new waiter
+    /// on the token every time.
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
     done: bool,
     _marker: PhantomData<fn() -> T>,
 }
@@ -189,7 +197,7 @@ impl<T: DeserializeOwned> FrameReceiver<T> {
         }
         let next = tokio::select! {
             biased;
-            () = self.cancel.cancelled() => Ok(None),
+            () = self.cancelled.as_mut() => Ok(None),
             frame = self.frames.next_frame() => frame,
         };
         let result = match next {
@@ -206,6 +214,29 @@ impl<T: DeserializeOwned> FrameReceiver<T> {
 }
 
 impl<T> FrameReceiver<T> {
+    /// The next frame's payload, undecoded; `Ok(None)` once the connection is closed.
+    ///
+    /// For a caller that decodes payloads itself (for instance to answer a request it
+    /// cannot decode but whose id it can read). The frame limit still holds, and a frame
+    /// over it or a socket error ends the connection exactly as for
+    /// [`FrameReceiver::recv`]. The bytes are the caller's: zeroize them when they may hold
+    /// secrets. Cancel-safe.
+    pub async fn recv_raw(&mut self) -> Result<Option<BytesMut>, FrameError> {
+        if self.done {
+            return Ok(None);
+        }
+        let next = tokio::select! {
+            biased;
+            () = self.cancelled.as_mut() => Ok(None),
+            frame = self.frames.next_frame() => frame,
+        };
+        if !matches!(next, Ok(Some(_))) {
+            self.done = true;
+            self.cancel.cancel();
+        }
+        next
+    }
+
     /// Closes the connection (both directions).
     pub fn close(&self) {
         self.cancel.cancel();
@@ -238,6 +269,7 @@ pub(crate) fn wire<T>(
     let receiver = FrameReceiver {
         frames: FrameReader::with_buffer(ReadHalf(shared), leftover, max_frame),
         cancel: cancel.clone(),
+        cancelled: Box::pin(cancel.clone().cancelled_owned()),
         done: false,
         _marker: PhantomData,
     };

@@ -23,6 +23,8 @@ pub const MAX_FRAME: usize = 1024 * 1024;
 /// Size of the length prefix.
 pub const LENGTH_PREFIX_LEN: usize = 4;
 
+/// Initial buffer for an encoded message.
+const ENCODE_CAPACITY: usize = 128;
 /// Most bytes asked of the socket in one read.
 const READ_CHUNK: usize = 8 * 1024;
 /// Queued output is written once it reaches this size.
@@ -92,7 +94,9 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
 
 /// Encodes one message as a frame payload, refusing one longer than `max`.
 pub fn encode<T: Serialize + ?Sized>(message: &T, max: usize) -> Result<Bytes, FrameError> {
-    let payload = postcard::to_stdvec(message).map_err(FrameError::Encode)?;
+    // Most messages are small: one allocation instead of a few doublings.
+    let payload = postcard::to_extend(message, Vec::with_capacity(ENCODE_CAPACITY))
+        .map_err(FrameError::Encode)?;
     if payload.len() > max {
         return Err(FrameError::TooLarge { max });
     }

@@ -82,4 +82,4 @@ pub mod peer;
 pub mod server;
 pub mod token;
 
-pub use conn::{FrameReceiver, SendError, ServerFrame};
+pub use conn::{FrameReceiver, Raw, SendError, ServerFrame};

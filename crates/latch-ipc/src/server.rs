@@ -729,6 +729,13 @@ impl<Req: DeserializeOwned, Resp, Ev> Connection<Req, Resp, Ev> {
     }
 }
 
+impl<Req, Resp, Ev> Connection<Req, Resp, Ev> {
+    /// The next request's payload, undecoded; see [`FrameReceiver::recv_raw`].
+    pub async fn recv_raw(&mut self) -> Result<Option<BytesMut>, FrameError> {
+        self.requests.recv_raw().await
+    }
+}
+
 impl<Req, Resp: Serialize, Ev> Connection<Req, Resp, Ev> {
     /// Sends a response; see [`ConnectionSender::send`].
     pub async fn send(&self, response: &Resp) -> Result<(), SendError> {

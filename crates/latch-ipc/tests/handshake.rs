@@ -393,3 +393,37 @@ async fn a_request_that_does_not_decode_closes_the_connection() {
         .unwrap();
     assert!(matches!(closed, Ok(None) | Err(_)), "{closed:?}");
 }
+
+#[tokio::test]
+async fn raw_receiving_hands_out_payloads_and_keeps_the_frame_limit() {
+    let home = home();
+    let mut config = server_config(home.path());
+    config.max_frame_length = 64;
+    let mut server = latch_ipc::server::Server::<latch_ipc::Raw, Resp, Ev>::bind(config)
+        .await
+        .unwrap();
+    let client: latch_ipc::client::ClientConnection<Vec<u8>, Resp, Ev> =
+        connect(&client_config(home.path())).await.unwrap();
+    let mut conn = server.accept().await.unwrap();
+    let (sender, _receiver) = client.into_split();
+
+    // Payloads come out byte for byte, undecoded, even ones that are no `Req`.
+    sender.send(&vec![200u8, 1, 2]).await.unwrap();
+    sender.send(&Vec::new()).await.unwrap();
+    let payload = conn.recv_raw().await.unwrap().unwrap();
+    assert_eq!(&payload[..], &[3u8, 200, 1, 2][..]);
+    let payload = conn.recv_raw().await.unwrap().unwrap();
+    assert_eq!(&payload[..], &[0u8][..]);
+
+    // A frame over the server's limit ends the connection.
+    sender.send(&vec![b'x'; 100]).await.unwrap();
+    let too_large = conn.recv_raw().await;
+    assert!(
+        matches!(
+            too_large,
+            Err(latch_ipc::frame::FrameError::TooLarge { max: 64 })
+        ),
+        "{too_large:?}"
+    );
+    assert!(matches!(conn.recv_raw().await, Ok(None)));
+}
