@@ -10,6 +10,8 @@
 mod cli_flows;
 #[path = "e2e/events.rs"]
 mod events;
+#[path = "e2e/files.rs"]
+mod files;
 #[path = "e2e/home_assistant.rs"]
 mod home_assistant;
 #[path = "e2e/lifecycle.rs"]

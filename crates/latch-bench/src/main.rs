@@ -13,7 +13,7 @@
 //! ```
 //!
 //! `--only GROUP[,GROUP…]` runs a subset (`inproc`, `floor`, `socket`, `login-load`,
-//! `store`, `footprint`, `fanout`), e.g. to profile one scenario or re-measure after a
+//! `store`, `footprint`, `fanout`, `timing`), e.g. to profile one scenario or re-measure after a
 //! fix; the socket scenarios always run the floor they are compared with.
 //!
 //! Internal modes, used by the bench on itself: `--echo <socket>` (the other end of the
@@ -29,6 +29,7 @@ mod inproc;
 mod report;
 mod socket;
 mod store;
+mod timing;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +63,8 @@ struct Plan {
     fsyncs: usize,
     starts: usize,
     fanout: usize,
+    /// Timed refused logins of each kind (unknown user, wrong password).
+    timing: usize,
 }
 
 impl Plan {
@@ -93,6 +96,7 @@ impl Plan {
                 fsyncs: 20,
                 starts: 3,
                 fanout: 1_000,
+                timing: 10,
             }
         } else {
             Self {
@@ -112,13 +116,14 @@ impl Plan {
                 fsyncs: 50,
                 starts: 10,
                 fanout: 10_000,
+                timing: 40,
             }
         }
     }
 }
 
 /// The scenario groups `--only` accepts.
-const GROUPS: [&str; 7] = [
+const GROUPS: [&str; 8] = [
     "inproc",
     "floor",
     "socket",
@@ -126,10 +131,11 @@ const GROUPS: [&str; 7] = [
     "store",
     "footprint",
     "fanout",
+    "timing",
 ];
 
 const USAGE: &str = "usage: latch-bench [--quick] [--only GROUP[,GROUP...]]\n\
-                     groups: inproc, floor, socket, login-load, store, footprint, fanout";
+                     groups: inproc, floor, socket, login-load, store, footprint, fanout, timing";
 
 /// `[--quick] [--only a,b]`.
 fn parse(args: &[String]) -> Result<Plan> {
@@ -270,6 +276,10 @@ fn run(plan: Plan) -> Result<()> {
     if plan.wants("fanout") {
         step("fan-out");
         rows.add("fan-out", runtime.block_on(scenario_fanout(plan)));
+    }
+    if plan.wants("timing") {
+        step("login timing");
+        rows.add("login timing", runtime.block_on(scenario_timing(plan)));
     }
 
     let mode = if plan.quick { "quick" } else { "full" };
@@ -553,6 +563,23 @@ async fn scenario_fanout(plan: Plan) -> Result<Vec<Row>> {
     ])
 }
 
+/// Scenario 10: refused logins, unknown username against wrong password.
+async fn scenario_timing(plan: Plan) -> Result<Vec<Row>> {
+    let t = timing::measure(plan.timing).await?;
+    let how = format!(
+        "{} alternating attempts of each on one bcrypt-12 daemon, throttling off; each \
+         timed from sending LoginContinue to its answer",
+        t.samples
+    );
+    Ok(vec![
+        Row::new("refused login, unknown username, median", t.unknown_ms, "ms").note(how),
+        Row::new("refused login, known user, wrong password, median", t.wrong_ms, "ms"),
+        Row::new("  … median difference", t.difference_pct, "%")
+            .target(Target::figure_below(3.0, "%"))
+            .note("|unknown − wrong| / wrong: an unknown user must not be refused measurably faster or slower"),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,6 +600,11 @@ mod tests {
         assert!(plan.wants("socket") && plan.wants("store"));
         assert!(!plan.wants("inproc") && !plan.wants("fanout"));
         assert_eq!(plan.fanout, 1_000);
+        assert_eq!(plan.timing, 10);
+
+        let plan = parse(&args(&["--only", "timing"])).unwrap_or_else(|e| panic!("{e}"));
+        assert!(plan.wants("timing") && !plan.wants("login-load"));
+        assert_eq!(plan.timing, 40);
     }
 
     #[test]

@@ -11,6 +11,9 @@ pub(crate) enum Cmp {
     /// The measured value must be at most the target.
     #[serde(rename = "<=")]
     AtMost,
+    /// The measured value must be strictly below the target.
+    #[serde(rename = "<")]
+    Below,
 }
 
 /// What a target is about: the row's figure, or its ratio to the floor.
@@ -68,6 +71,16 @@ impl Target {
             Cmp::AtMost,
             value,
             format!("≤ {} {unit}", num(value)),
+        )
+    }
+
+    /// The figure must be strictly below `value` (`< 3%`).
+    pub(crate) fn figure_below(value: f64, unit: &str) -> Self {
+        Self::new(
+            Subject::Figure,
+            Cmp::Below,
+            value,
+            format!("< {}{unit}", num(value)),
         )
     }
 
@@ -151,6 +164,7 @@ impl Row {
         Some(match target.cmp {
             Cmp::AtLeast => value >= target.value,
             Cmp::AtMost => value <= target.value,
+            Cmp::Below => value < target.value,
         })
     }
 }
@@ -384,6 +398,12 @@ mod tests {
         assert_eq!(at_least.met(), Some(true));
         let latency = Row::new("p99", 2.5, "ms").target(Target::figure_at_most(2.0, "ms"));
         assert_eq!(latency.met(), Some(false));
+        let below = Target::figure_below(3.0, "%");
+        assert_eq!(below.text, "< 3%");
+        let at = Row::new("d", 3.0, "%").target(below.clone());
+        assert_eq!(at.met(), Some(false));
+        let under = Row::new("d", 2.9, "%").target(below);
+        assert_eq!(under.met(), Some(true));
         let no_floor = Row::new("r", 1.0, "µs").target(Target::ratio_at_most(4.0));
         assert_eq!(no_floor.met(), None);
     }

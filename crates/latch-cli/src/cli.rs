@@ -78,6 +78,9 @@ pub(crate) enum Command {
     Lockouts(LockoutsArgs),
     /// Follow the daemon's events, one line each (JSON lines with --json).
     Events(EventsArgs),
+    /// Read the audit log (audit.log in the home) directly: logins, failures, lockouts, token
+    /// and user changes. Needs no running daemon, but the daemon's user.
+    Audit(AuditArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -291,6 +294,21 @@ pub(crate) struct EventsArgs {
     /// login_failed, lockout_started, lockout_cleared.
     #[arg(long = "kind", value_name = "KIND")]
     pub(crate) kinds: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    /// Keep running and print lines as they are appended (follows rotation).
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
+    /// Only the last N matching lines [default: all].
+    #[arg(long, short = 'n', value_name = "N")]
+    pub(crate) lines: Option<usize>,
+    /// Only these events (repeatable): user_added, user_updated, user_removed,
+    /// refresh_token_created, refresh_token_revoked, login_succeeded, login_failed,
+    /// lockout_started, lockout_cleared, audit_lagged.
+    #[arg(long = "event", value_name = "NAME")]
+    pub(crate) events: Vec<String>,
 }
 
 #[cfg(test)]

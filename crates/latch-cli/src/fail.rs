@@ -16,6 +16,8 @@ pub(crate) enum Failure {
     Denied(String),
     /// Something named does not exist (exit 5).
     NotFound(String),
+    /// Any other failure (exit 6).
+    Other(String),
     /// Already reported on stdout; only the exit code is left.
     Silent(u8),
 }
@@ -27,6 +29,7 @@ impl Failure {
             Self::Usage(_) => exit::USAGE,
             Self::Denied(_) => exit::DENIED,
             Self::NotFound(_) => exit::NOT_FOUND,
+            Self::Other(_) => exit::OTHER,
             Self::Silent(code) => *code,
         }
     }
@@ -35,7 +38,9 @@ impl Failure {
     pub(crate) fn message(&self) -> Option<String> {
         match self {
             Self::Client(e) => Some(client_message(e)),
-            Self::Usage(m) | Self::Denied(m) | Self::NotFound(m) => Some(m.clone()),
+            Self::Usage(m) | Self::Denied(m) | Self::NotFound(m) | Self::Other(m) => {
+                Some(m.clone())
+            }
             Self::Silent(_) => None,
         }
     }

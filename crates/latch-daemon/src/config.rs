@@ -87,6 +87,8 @@ pub struct DaemonConfig {
     pub store: StoreConfig,
     /// Password hashing (`[hashing]`).
     pub hashing: HashingConfig,
+    /// The audit log (`[audit]`).
+    pub audit: AuditConfig,
 }
 
 impl Default for DaemonConfig {
@@ -102,6 +104,7 @@ impl Default for DaemonConfig {
             socket: SocketConfig::default(),
             store: StoreConfig::default(),
             hashing: HashingConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -179,6 +182,30 @@ pub struct HashingConfig {
     /// Threads that may run bcrypt at once (password logins and changes); further ones
     /// wait. `0`, the default, means one per CPU.
     pub pool_size: usize,
+}
+
+/// `[audit]`: the append-only JSON-lines log of security events, `<home>/audit.log`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Write the audit log. Default `true`.
+    pub enabled: bool,
+    /// Rotate the log once it holds more than this many bytes. Default `10485760`
+    /// (10 MiB).
+    pub max_bytes: u64,
+    /// Rotated files kept (`audit.log.1` … `audit.log.<keep>`); `0` keeps none.
+    /// Default `5`.
+    pub keep: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_bytes: 10 * 1024 * 1024,
+            keep: 5,
+        }
+    }
 }
 
 /// Where a configuration came from, for the start-up log line.
@@ -293,6 +320,12 @@ impl DaemonConfig {
         }
         if self.store.compact_after_bytes == 0 {
             return invalid("store.compact_after_bytes", "must be at least 1");
+        }
+        if self.audit.max_bytes < 1024 {
+            return invalid("audit.max_bytes", "must be at least 1024");
+        }
+        if self.audit.keep > 1000 {
+            return invalid("audit.keep", "must be at most 1000");
         }
         Ok(())
     }

@@ -17,6 +17,7 @@ use latch_store::{Store, StoreOptions};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::audit::{self, AuditLog};
 use crate::config::{ConfigSource, DaemonConfig};
 use crate::connection::{self, Shared};
 use crate::error::DaemonError;
@@ -200,6 +201,16 @@ pub async fn start(options: DaemonOptions) -> Result<DaemonHandle, DaemonError> 
         manager_options.clock = clock;
     }
     let manager = AuthManager::from_config(store.clone(), &config.auth_config(), manager_options)?;
+    let audit_log = if config.audit.enabled {
+        let log =
+            AuditLog::open(home.dir(), &config.audit).map_err(|source| DaemonError::Audit {
+                path: home.dir().join(audit::AUDIT_FILE),
+                source,
+            })?;
+        Some(log)
+    } else {
+        None
+    };
 
     let (stop, stop_rx) = watch::channel(false);
     let (halt, halt_rx) = watch::channel(false);
@@ -209,6 +220,15 @@ pub async fn start(options: DaemonOptions) -> Result<DaemonHandle, DaemonError> 
         Arc::clone(&hub),
         halt_rx,
     ));
+    let auditor = audit_log.map(|log| {
+        let clock = manager.clone();
+        tokio::spawn(audit::run(
+            log,
+            manager.subscribe(),
+            halt.subscribe(),
+            move || clock.now(),
+        ))
+    });
     let cleanup = tokio::spawn(cleanup::run(manager.clone(), stop_rx.clone()));
     let handler = Handler::new(manager.clone(), home.dir().to_path_buf());
     let shared = Arc::new(Shared {
@@ -226,6 +246,7 @@ pub async fn start(options: DaemonOptions) -> Result<DaemonHandle, DaemonError> 
         store,
         halt,
         forwarder,
+        auditor,
         cleanup,
     };
     let task = tokio::spawn(serving.run());
@@ -304,6 +325,8 @@ struct Serving {
     store: Store,
     halt: watch::Sender<bool>,
     forwarder: JoinHandle<()>,
+    /// The audit log's writer, when enabled; drains and flushes at `halt`.
+    auditor: Option<JoinHandle<()>>,
     cleanup: JoinHandle<()>,
 }
 
@@ -317,6 +340,7 @@ impl Serving {
             store,
             halt,
             forwarder,
+            auditor,
             cleanup,
         } = self;
         let mut connections = JoinSet::new();
@@ -363,9 +387,15 @@ impl Serving {
         wait_for_writers(&mut server).await;
         server.shutdown().await;
 
+        // The cleanup task stopped at `stop`; waiting for it first means the events of a
+        // cleanup it was finishing still reach subscribers and the audit log.
+        let _ = cleanup.await;
         halt.send_replace(true);
         let _ = forwarder.await;
-        let _ = cleanup.await;
+        if let Some(auditor) = auditor {
+            // Drains what is queued and flushes the audit log.
+            let _ = auditor.await;
+        }
         store.close().await.map_err(DaemonError::Close)?;
         tracing::info!("latchd stopped");
         Ok(())

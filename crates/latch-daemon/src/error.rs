@@ -37,6 +37,16 @@ pub enum DaemonError {
     /// The store cannot be opened (a file that does not parse, a locked directory, …).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The audit log cannot be opened (a symlink at its path, not a regular file, no
+    /// permission). latchd refuses to start rather than run without its audit trail;
+    /// remove the offending file or set `[audit] enabled = false`.
+    #[error("cannot open the audit log {}: {source}", path.display())]
+    Audit {
+        /// The audit log's path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The AuthManager cannot be built from the configuration.
     #[error(transparent)]
     Auth(#[from] AuthError),

@@ -33,6 +33,10 @@
 //!   providers), the manager's lines for failed logins and admin changes, and the
 //!   daemon's own for the changes the manager does not log. Never a token, password,
 //!   code or request payload.
+//! - **Audit log** (`[audit]`, on by default): every security event (logins, failures,
+//!   lockouts, token creation and revocation, user changes) appended as a JSON line to
+//!   `<home>/audit.log`, mode 0600, rotated by size; see `audit.rs`. A symlink at that
+//!   path stops the daemon from starting. Best-effort on a crash (flushed, not fsynced).
 //!
 //! # Example
 //!
@@ -58,6 +62,7 @@
 //! # Ok(()) }
 //! ```
 
+mod audit;
 mod cleanup;
 pub mod config;
 mod connection;
@@ -70,6 +75,7 @@ pub mod handler;
 mod signals;
 mod wire;
 
+pub use audit::AUDIT_FILE;
 pub use config::{ConfigError, ConfigSource, DaemonConfig};
 pub use daemon::{DaemonHandle, DaemonOptions, run, start};
 pub use error::DaemonError;

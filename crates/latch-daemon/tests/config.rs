@@ -6,7 +6,7 @@ use std::path::Path;
 
 use latch_auth::{AuthConfig, ThrottleConfig};
 use latch_daemon::config::{
-    CONFIG_FILE, EXAMPLE, HashingConfig, SocketConfig, StoreConfig, TokensConfig,
+    AuditConfig, CONFIG_FILE, EXAMPLE, HashingConfig, SocketConfig, StoreConfig, TokensConfig,
 };
 use latch_daemon::{ConfigError, ConfigSource, DaemonConfig};
 use serde::Serialize;
@@ -81,6 +81,7 @@ fn the_example_file_sets_every_key() {
             "socket",
             "store",
             "hashing",
+            "audit",
         ])
     );
     assert_eq!(
@@ -102,6 +103,10 @@ fn the_example_file_sets_every_key() {
     assert_eq!(
         table_keys(&example, "hashing"),
         keys_of(&HashingConfig::default())
+    );
+    assert_eq!(
+        table_keys(&example, "audit"),
+        keys_of(&AuditConfig::default())
     );
     let totp = example["mfa_modules"].as_array().unwrap()[0]
         .as_table()

@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::fs;
 use std::io;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -102,7 +101,7 @@ pub(crate) fn load_dir(dir: &Path) -> Result<LoadedDir, StoreError> {
 /// Returns the data, the file's digest and whether it should be rewritten.
 fn read_auth(dir: &Path) -> Result<(AuthData, Option<FileDigest>, bool), StoreError> {
     let path = dir.join(StoreFile::Auth.name());
-    let bytes = match fs::read(&path) {
+    let bytes = match read_nofollow(&path) {
         Ok(b) => Zeroizing::new(b),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Ok((AuthData::new(), None, false));
@@ -133,7 +132,7 @@ struct Loaded<D> {
 
 fn read_file<D: DeserializeOwned>(dir: &Path, file: StoreFile) -> Result<Loaded<D>, StoreError> {
     let path = dir.join(file.name());
-    let mut bytes = match fs::read(&path) {
+    let mut bytes = match read_nofollow(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Ok(Loaded {
@@ -620,6 +619,25 @@ fn build_auth(raw: RawAuth<'_>, path: &Path) -> Result<(AuthData, bool), StoreEr
         });
     }
     Ok((data, migrated))
+}
+
+/// Reads a snapshot file without following a symlink at its path (`O_NOFOLLOW`): the
+/// compaction replaces such a link with a real file, and nothing is ever read or written
+/// through one.
+fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC;
+        options.custom_flags(flags.bits().cast_signed());
+    }
+    let mut file = options.open(path).map_err(crate::store::refuse_link)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -233,14 +233,7 @@ impl Store {
 
         let journal_path = dir.join(JOURNAL_FILE);
         let journal_existed = fs::symlink_metadata(&journal_path).is_ok();
-        let mut journal = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&journal_path)
-            .map_err(|e| StoreError::io("open", &journal_path, e))?;
+        let mut journal = open_private(&journal_path)?;
         let mut bytes = Zeroizing::new(Vec::new());
         journal
             .read_to_end(&mut bytes)
@@ -685,8 +678,59 @@ impl Store {
     }
 }
 
+/// Opens (creating 0600 if missing) one of latch's own files in `.storage` for reading
+/// and writing, never through a symlink (`O_NOFOLLOW`), refuses anything but a regular
+/// file and narrows a group/other-accessible one to 0600: a planted link or a readable
+/// file would leak the journal (password hashes, tokens) or let another process steer
+/// the lock.
+pub(crate) fn open_private(path: &Path) -> Result<File, StoreError> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC;
+        options.mode(0o600).custom_flags(flags.bits().cast_signed());
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| StoreError::io("open", path, refuse_link(e)))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| StoreError::io("inspect", path, e))?;
+    if !meta.is_file() {
+        return Err(StoreError::invalid(path, "is not a regular file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        if meta.mode() & 0o077 != 0 {
+            // Ours (not followed, a regular file): narrow it rather than leak it.
+            file.set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(|e| StoreError::io("restrict the permissions of", path, e))?;
+            tracing::warn!(path = %path.display(), "store file was readable by group or others; now 0600");
+        }
+    }
+    Ok(file)
+}
+
+/// `O_NOFOLLOW` on a symlink fails with `ELOOP`; say what it means.
+pub(crate) fn refuse_link(e: io::Error) -> io::Error {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+        return io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is a symlink; latch never opens its store files through one",
+        );
+    }
+    e
+}
+
 fn create_storage_dir(dir: &Path) -> Result<bool, StoreError> {
-    match fs::metadata(dir) {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(StoreError::invalid(
+            dir,
+            "is a symlink; latch keeps its data only in a real directory",
+        )),
         Ok(m) if m.is_dir() => Ok(false),
         Ok(_) => Err(StoreError::invalid(dir, "exists but is not a directory")),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -703,14 +747,7 @@ fn create_storage_dir(dir: &Path) -> Result<bool, StoreError> {
 
 fn lock_dir(dir: &Path) -> Result<File, StoreError> {
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| StoreError::io("open", &path, e))?;
+    let file = open_private(&path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path }),

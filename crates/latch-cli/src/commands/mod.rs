@@ -1,5 +1,6 @@
 //! The commands: each takes the connected client and its arguments and prints its result.
 
+pub(crate) mod audit;
 pub(crate) mod login;
 pub(crate) mod mfa;
 pub(crate) mod misc;
@@ -36,6 +37,9 @@ pub(crate) async fn run(cli: Cli) -> Outcome {
         clap_complete::generate(shell, &mut cmd, "latch", &mut std::io::stdout());
         return Ok(());
     }
+    if let Command::Audit(args) = command {
+        return audit::run(home, json, args).await;
+    }
     let options = ClientOptions {
         home,
         socket,
@@ -52,7 +56,7 @@ pub(crate) async fn run(cli: Cli) -> Outcome {
         prompt: Prompter::new(),
     };
     match command {
-        Command::Status | Command::Completions { .. } => Ok(()),
+        Command::Status | Command::Completions { .. } | Command::Audit(_) => Ok(()),
         Command::Onboard(args) => misc::onboard(&mut ctx, args).await,
         Command::User(cmd) => user::run(&mut ctx, cmd).await,
         Command::Group(GroupCommand::List) => misc::groups(&ctx).await,
