@@ -73,10 +73,11 @@ impl ThrottleKey {
         Self::Username(name.trim().to_lowercase())
     }
 
-    /// Parses `user:NAME` or `source:ADDR` (the form [`fmt::Display`] writes).
+    /// Parses `username:NAME` or `source:ADDR` (the form [`fmt::Display`] writes, and the
+    /// one `latch lockouts` shows and takes).
     #[must_use]
     pub fn parse(s: &str) -> Option<Self> {
-        if let Some(name) = s.strip_prefix("user:") {
+        if let Some(name) = s.strip_prefix("username:") {
             Some(Self::username(name))
         } else if let Some(addr) = s.strip_prefix("source:") {
             addr.parse().ok().map(Self::Source)
@@ -89,7 +90,7 @@ impl ThrottleKey {
 impl fmt::Display for ThrottleKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Username(u) => write!(f, "user:{u}"),
+            Self::Username(u) => write!(f, "username:{u}"),
             Self::Source(ip) => write!(f, "source:{ip}"),
         }
     }
@@ -473,7 +474,7 @@ mod tests {
         let list = th.list(now);
         assert_eq!(list.len(), 2);
         assert!(list.iter().all(|l| l.locked_until.is_some()));
-        let key = ThrottleKey::parse("user:BOB").unwrap();
+        let key = ThrottleKey::parse("username:BOB").unwrap();
         assert!(th.clear(&key));
         assert!(!th.clear(&key));
         assert_eq!(th.check(Some("bob"), ip("10.0.0.2"), now), Verdict::Allow);

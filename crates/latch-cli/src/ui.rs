@@ -230,10 +230,7 @@ pub(crate) fn groups_table(groups: &[GroupInfo]) -> Table {
 
 /// A lockout key as the command line writes it: `username:NAME` or `source:IP`.
 pub(crate) fn key_text(key: &LockoutKey) -> String {
-    match key {
-        LockoutKey::Username(name) => format!("username:{name}"),
-        LockoutKey::Source(ip) => format!("source:{ip}"),
-    }
+    key.to_string()
 }
 
 pub(crate) fn lockout_json(l: &LockoutInfo) -> Value {

@@ -373,7 +373,7 @@ mod tests {
             },
             ts(),
         );
-        assert_eq!(r["key"], "user:bob");
+        assert_eq!(r["key"], "username:bob");
         assert_eq!(r["until"], "2026-01-02T03:04:05.000Z");
         for event in [
             AuthEvent::UserAdded { user_id: user() },

@@ -78,7 +78,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(latch_daemon::run(options, latch_daemon::shutdown_signal())) {
+    // The signal handlers are installed before the daemon starts, inside the runtime.
+    let served = runtime.block_on(async {
+        let shutdown = latch_daemon::shutdown_signal();
+        latch_daemon::run(options, shutdown).await
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

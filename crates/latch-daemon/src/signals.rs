@@ -1,28 +1,37 @@
 //! Process signals and the systemd notification protocol.
 
-/// Resolves at the first SIGTERM or SIGINT (Ctrl-C elsewhere).
-pub async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers NOW and returns a future that resolves at
+/// the first of them (Ctrl-C elsewhere). Call it before starting the daemon: a handler
+/// registered only when the future is first polled would leave a window after
+/// `READY=1` in which a SIGTERM kills latchd with the default action, skipping the
+/// graceful stop. Must be called inside a Tokio runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send {
     #[cfg(unix)]
-    {
+    let handlers = {
         use tokio::signal::unix::{SignalKind, signal};
         match (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
         ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received"),
-                    _ = int.recv() => tracing::info!("SIGINT received"),
-                }
-                return;
-            }
+            (Ok(term), Ok(int)) => Some((term, int)),
             (Err(e), _) | (_, Err(e)) => {
                 tracing::error!(%e, "cannot listen for SIGTERM/SIGINT; stopping on Ctrl-C only");
+                None
             }
         }
-    }
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        tracing::error!(%e, "cannot listen for Ctrl-C either; stopping now");
+    };
+    async move {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = handlers {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+            return;
+        }
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(%e, "cannot listen for Ctrl-C either; stopping now");
+        }
     }
 }
 

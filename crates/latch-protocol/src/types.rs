@@ -179,8 +179,8 @@ pub enum LockoutKey {
 impl fmt::Display for LockoutKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Username(name) => write!(f, "username {name}"),
-            Self::Source(ip) => write!(f, "source {ip}"),
+            Self::Username(name) => write!(f, "username:{name}"),
+            Self::Source(ip) => write!(f, "source:{ip}"),
         }
     }
 }
@@ -224,11 +224,11 @@ mod tests {
     fn lockout_key_display() {
         assert_eq!(
             LockoutKey::Username("paulus".into()).to_string(),
-            "username paulus"
+            "username:paulus"
         );
         assert_eq!(
             LockoutKey::Source("10.0.0.5".parse().unwrap()).to_string(),
-            "source 10.0.0.5"
+            "source:10.0.0.5"
         );
     }
 
