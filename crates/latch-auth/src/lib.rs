@@ -35,7 +35,8 @@ pub use error::AuthError;
 pub use events::AuthEvent;
 pub use flow::{FlowHandler, FlowOutcome, IssuedTokens, MFA_SESSION_EXPIRATION, SetupOutcome};
 pub use manager::{
-    AccessToken, AuthManager, ManagerOptions, RevokeCallback, UserUpdate, ValidatedToken,
+    AccessToken, AuthManager, ManagerOptions, RevokeCallback, UserUpdate, VERIFIED_CACHE_DEFAULT,
+    ValidatedToken,
 };
 pub use permissions::SharedLookup;
 pub use throttle::{Lockout, ThrottleConfig, ThrottleKey};

@@ -46,6 +46,10 @@ pub struct ManagerOptions {
     /// Blocking slots for bcrypt in the `homeassistant` provider built by
     /// [`AuthManager::from_config`]; `None` means one per CPU.
     pub hash_pool_size: Option<usize>,
+    /// Access tokens whose verification is remembered (by their exact string) so that
+    /// validating them again skips the decode and the HMAC; 0 turns the cache off.
+    /// Each entry costs a few hundred bytes.
+    pub verified_cache_size: usize,
 }
 
 impl Default for ManagerOptions {
@@ -59,6 +63,7 @@ impl Default for ManagerOptions {
             event_capacity: 1024,
             access_token_lifetime_secs: 1800,
             hash_pool_size: None,
+            verified_cache_size: VERIFIED_CACHE_DEFAULT,
         }
     }
 }
@@ -116,6 +121,18 @@ pub struct UserUpdate {
 /// Prepared keys kept at most; past this the cache starts over.
 const KEY_CACHE_MAX: usize = 200_000;
 
+/// Verified access tokens kept at most by default; past this the cache starts over.
+/// Each entry is the token string and an id, a few hundred bytes: about 3 MB when full.
+pub const VERIFIED_CACHE_DEFAULT: usize = 8_192;
+
+/// What the verified-token cache keeps for an access token whose signature and claims
+/// checked out: the refresh token it names, and its claims (for `exp`).
+#[derive(Clone, Debug)]
+struct Verified {
+    refresh_token_id: RefreshTokenId,
+    claims: latch_token::Claims,
+}
+
 /// A revocation callback: runs when its refresh token is removed.
 pub type RevokeCallback = Box<dyn FnOnce() -> Result<(), String> + Send>;
 
@@ -138,6 +155,16 @@ pub(crate) struct Inner {
     /// id; entries go when their token is removed, and the whole cache is dropped if it
     /// outgrows [`KEY_CACHE_MAX`] (a miss only costs the preparation again).
     key_cache: parking_lot::RwLock<HashMap<RefreshTokenId, JwtKey>>,
+    /// Access tokens that verified, by their exact string, so validating a token again
+    /// (a service checks the same token on every request it serves) skips the base64,
+    /// JSON and HMAC work. Sound because a token's claims and its refresh token's key
+    /// never change: a hit still looks the refresh token and the user up (a revoked
+    /// token or a deactivated user is refused at once) and re-checks `exp` by the same
+    /// rule as a full verification, so no entry outlives its token. Entries of a removed
+    /// refresh token go with it; the whole cache is dropped when it would outgrow
+    /// `verified_cache_max` (0: no cache).
+    verified: parking_lot::RwLock<HashMap<Box<str>, Verified>>,
+    verified_cache_max: usize,
     pub(crate) version: String,
     pub(crate) access_token_lifetime_secs: u64,
 }
@@ -210,6 +237,8 @@ impl AuthManager {
             revoke_callbacks: Mutex::new(HashMap::new()),
             next_callback: AtomicU64::new(1),
             key_cache: parking_lot::RwLock::new(HashMap::new()),
+            verified: parking_lot::RwLock::new(HashMap::new()),
+            verified_cache_max: options.verified_cache_size,
             version: options.version,
             access_token_lifetime_secs: options.access_token_lifetime_secs,
         };
@@ -881,14 +910,46 @@ impl AuthManager {
     #[must_use]
     pub fn validate_access_token(&self, token: &str) -> Option<ValidatedToken> {
         let now = self.now();
+        {
+            let verified = self.inner.verified.read();
+            if let Some(hit) = verified.get(token)
+                && !hit.claims.is_expired_at(now)
+            {
+                return self
+                    .validated(hit.refresh_token_id.as_str(), |_| true)
+                    .flatten();
+            }
+        }
         let unverified = latch_token::decode(token).ok()?;
         let Some(iss) = unverified.iss() else {
             let _ = unverified.reject_unknown_issuer(now);
             return None;
         };
-        let found = self.inner.store.with_refresh_token(iss, |rt, user| {
-            let ok = self.verify_with_cached_key(&unverified, rt, now);
-            (ok && user.is_active).then(|| ValidatedToken {
+        let mut claims = None;
+        let found = self.validated(iss, |rt| {
+            claims = self.verify_with_cached_key(&unverified, rt, now);
+            claims.is_some()
+        });
+        match (&found, claims) {
+            (Some(valid), Some(claims)) => self.remember_verified(token, valid, claims),
+            (Some(_), None) => {}
+            (None, _) => {
+                let _ = unverified.reject_unknown_issuer(now);
+            }
+        }
+        found.flatten()
+    }
+
+    /// Looks the refresh token `id` up and answers for its user if `verify` accepts the
+    /// token and the user is active: `None` when there is no such refresh token,
+    /// `Some(None)` when it refuses.
+    fn validated(
+        &self,
+        id: &str,
+        verify: impl FnOnce(&RefreshToken) -> bool,
+    ) -> Option<Option<ValidatedToken>> {
+        self.inner.store.with_refresh_token(id, |rt, user| {
+            (verify(rt) && user.is_active).then(|| ValidatedToken {
                 user_id: user.id.clone(),
                 refresh_token_id: rt.id.clone(),
                 token_type: rt.token_type,
@@ -897,34 +958,53 @@ impl AuthManager {
                 is_admin: user.is_admin(),
                 local_only: user.local_only,
             })
-        });
-        match found {
-            Some(v) => v,
-            None => {
-                let _ = unverified.reject_unknown_issuer(now);
-                None
-            }
-        }
+        })
     }
 
-    /// Verifies `unverified` with `rt`'s prepared key, preparing and caching it on a miss.
+    /// Keeps a token that verified (and whose user was active) in the verified cache.
+    fn remember_verified(
+        &self,
+        token: &str,
+        valid: &Option<ValidatedToken>,
+        claims: latch_token::Claims,
+    ) {
+        let Some(valid) = valid else { return };
+        let max = self.inner.verified_cache_max;
+        if max == 0 {
+            return;
+        }
+        let mut cache = self.inner.verified.write();
+        if cache.len() >= max {
+            cache.clear();
+        }
+        cache.insert(
+            token.into(),
+            Verified {
+                refresh_token_id: valid.refresh_token_id.clone(),
+                claims,
+            },
+        );
+    }
+
+    /// Verifies `unverified` with `rt`'s prepared key, preparing and caching it on a
+    /// miss; the claims if it verifies.
     fn verify_with_cached_key(
         &self,
         unverified: &latch_token::UnverifiedToken<'_>,
         rt: &RefreshToken,
         now: DateTime<Utc>,
-    ) -> bool {
+    ) -> Option<latch_token::Claims> {
         if let Some(key) = self.inner.key_cache.read().get(&rt.id) {
-            return unverified.verify_with(key, rt.id.as_str(), now).is_ok();
+            return unverified.verify_with(key, rt.id.as_str(), now).ok();
         }
         let key = JwtKey::from_refresh_token(rt);
-        let ok = unverified.verify_with(&key, rt.id.as_str(), now).is_ok();
+        let claims = unverified.verify_with(&key, rt.id.as_str(), now).ok();
         let mut cache = self.inner.key_cache.write();
         if cache.len() >= KEY_CACHE_MAX {
             cache.clear();
         }
         cache.insert(rt.id.clone(), key);
-        ok
+        claims
     }
 
     /// Why `user` may not authenticate from `remote_ip` (Home Assistant's
@@ -1005,6 +1085,10 @@ impl AuthManager {
             .commit(vec![Change::RemoveRefreshToken(token.id.clone())])
             .await?;
         self.inner.key_cache.write().remove(&token.id);
+        self.inner
+            .verified
+            .write()
+            .retain(|_, v| v.refresh_token_id != token.id);
         self.fire(AuthEvent::RefreshTokenRevoked {
             user_id: token.user_id.clone(),
             refresh_token_id: token.id.clone(),

@@ -14,7 +14,11 @@ use sha2::Sha256;
 /// The measured rates, in operations per second.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct InProcess {
+    /// The same token validated again and again (as a service does): the verified-token
+    /// cache answers.
     pub(crate) validate: f64,
+    /// With the verified-token cache off: every validation decodes and verifies.
+    pub(crate) validate_uncached: f64,
     pub(crate) hmac: f64,
 }
 
@@ -42,12 +46,19 @@ fn rate(duration: Duration, mut f: impl FnMut() -> bool) -> Result<f64> {
     }
 }
 
-/// Scenario 1.
-pub(crate) async fn measure(duration: Duration) -> Result<InProcess> {
+/// A manager in a temporary home with one user, one refresh token and an access token
+/// minted from it.
+struct Setup {
+    _home: tempfile::TempDir,
+    manager: AuthManager,
+    refresh: latch_models::RefreshToken,
+    jwt: String,
+}
+
+async fn setup(options: ManagerOptions) -> Result<Setup> {
     let home = tempfile::tempdir().context("cannot create a temp home")?;
     let store = Store::open(home.path(), StoreOptions::default())?;
-    let manager =
-        AuthManager::from_config(store, &AuthConfig::default(), ManagerOptions::default())?;
+    let manager = AuthManager::from_config(store, &AuthConfig::default(), options)?;
     let user = manager
         .create_user(Some("Bench".into()), None, false)
         .await?;
@@ -63,7 +74,35 @@ pub(crate) async fn measure(duration: Duration) -> Result<InProcess> {
     if manager.validate_access_token(&jwt).is_none() {
         bail!("the fresh access token does not validate");
     }
+    Ok(Setup {
+        _home: home,
+        manager,
+        refresh,
+        jwt,
+    })
+}
 
+/// Scenario 1.
+pub(crate) async fn measure(duration: Duration) -> Result<InProcess> {
+    let uncached = setup(ManagerOptions {
+        verified_cache_size: 0,
+        ..ManagerOptions::default()
+    })
+    .await?;
+    let validate_uncached = rate(duration, || {
+        uncached
+            .manager
+            .validate_access_token(black_box(&uncached.jwt))
+            .is_some()
+    })?;
+    uncached.manager.store().close().await?;
+
+    let Setup {
+        _home,
+        manager,
+        refresh,
+        jwt,
+    } = setup(ManagerOptions::default()).await?;
     let validate = rate(duration, || {
         manager.validate_access_token(black_box(&jwt)).is_some()
     })?;
@@ -84,5 +123,9 @@ pub(crate) async fn measure(duration: Duration) -> Result<InProcess> {
         true
     })?;
     manager.store().close().await?;
-    Ok(InProcess { validate, hmac })
+    Ok(InProcess {
+        validate,
+        validate_uncached,
+        hmac,
+    })
 }

@@ -162,6 +162,16 @@ pub struct Claims {
     pub nbf: Option<i64>,
 }
 
+impl Claims {
+    /// Whether the token has expired at `now`, by the same rule (and leeway) as
+    /// [`UnverifiedToken::verify_with`]: a caller that keeps verified claims for a while
+    /// stops accepting the token exactly when a fresh verification would refuse it.
+    #[must_use]
+    pub fn is_expired_at(&self, now: DateTime<Utc>) -> bool {
+        exp_passed(self.exp, now)
+    }
+}
+
 /// A structurally valid HS256 token whose signature and claims are not checked yet.
 /// Made by [`decode`]; borrows the token string.
 pub struct UnverifiedToken<'a> {
@@ -424,6 +434,13 @@ fn micros_of(secs: i64) -> i128 {
     i128::from(secs) * MICROS
 }
 
+/// Whether a token expiring at `exp` (Unix seconds) has expired at `now`: `exp <= now -
+/// 10 s`, PyJWT's check with its leeway.
+fn exp_passed(exp: i64, now: DateTime<Utc>) -> bool {
+    let leeway_us = i128::from(LEEWAY_SECS) * MICROS;
+    micros_of(exp) <= i128::from(now.timestamp_micros()) - leeway_us
+}
+
 fn saturate(v: i128) -> i64 {
     i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
@@ -459,7 +476,7 @@ impl RawClaims {
         let Num::Int(exp) = self.exp else {
             return Err(ValidationError::InvalidClaim(Claim::Exp));
         };
-        if micros_of(exp) <= now_us - leeway_us {
+        if exp_passed(exp, now) {
             return Err(ValidationError::Expired);
         }
         match &self.iss {

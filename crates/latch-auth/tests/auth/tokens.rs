@@ -275,6 +275,82 @@ async fn access_token_is_accepted_within_the_ten_second_leeway() {
 }
 
 #[tokio::test]
+async fn a_token_validated_before_stops_validating_at_the_same_expiry() {
+    // The second and later validations are answered from the verified-token cache; it
+    // must end them exactly where a full verification would.
+    let h = Harness::new();
+    let user = person(&h).await;
+    let token = normal_token(&h, &user).await;
+    let access = h
+        .manager
+        .create_access_token(token.id.as_str(), None)
+        .unwrap();
+    assert!(h.manager.validate_access_token(&access.token).is_some());
+    h.advance(TimeDelta::minutes(30) + TimeDelta::seconds(9));
+    assert!(h.manager.validate_access_token(&access.token).is_some());
+    h.advance(TimeDelta::seconds(2));
+    assert!(h.manager.validate_access_token(&access.token).is_none());
+    assert!(h.manager.validate_access_token(&access.token).is_none());
+}
+
+#[tokio::test]
+async fn a_validated_token_is_refused_once_its_user_is_deactivated() {
+    let h = Harness::new();
+    let user = person(&h).await;
+    let token = normal_token(&h, &user).await;
+    let access = h
+        .manager
+        .create_access_token(token.id.as_str(), None)
+        .unwrap();
+    assert!(h.manager.validate_access_token(&access.token).is_some());
+    let mut inactive = user.clone();
+    inactive.is_active = false;
+    h.manager
+        .store()
+        .commit(vec![Change::PutUser(inactive)])
+        .await
+        .unwrap();
+    assert!(h.manager.validate_access_token(&access.token).is_none());
+    let mut active = user.clone();
+    active.is_active = true;
+    h.manager
+        .store()
+        .commit(vec![Change::PutUser(active)])
+        .await
+        .unwrap();
+    assert!(h.manager.validate_access_token(&access.token).is_some());
+}
+
+#[tokio::test]
+async fn a_validated_token_does_not_vouch_for_a_tampered_copy() {
+    let h = Harness::new();
+    let user = person(&h).await;
+    let token = normal_token(&h, &user).await;
+    let access = h
+        .manager
+        .create_access_token(token.id.as_str(), None)
+        .unwrap();
+    for _ in 0..3 {
+        assert!(h.manager.validate_access_token(&access.token).is_some());
+    }
+    let (signed, signature) = access.token.rsplit_once('.').unwrap();
+    let mut flipped = signature.to_owned();
+    let first = if flipped.starts_with('A') { "B" } else { "A" };
+    flipped.replace_range(..1, first);
+    assert!(
+        h.manager
+            .validate_access_token(&format!("{signed}.{flipped}"))
+            .is_none()
+    );
+    assert!(
+        h.manager
+            .validate_access_token(&format!("{}x", access.token))
+            .is_none()
+    );
+    assert!(h.manager.validate_access_token(&access.token).is_some());
+}
+
+#[tokio::test]
 async fn tampered_or_garbage_access_tokens_are_rejected() {
     let h = Harness::new();
     let user = person(&h).await;
