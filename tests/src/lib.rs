@@ -13,7 +13,8 @@
 //! --bins` once per test process (a no-op when they are up to date).
 //!
 //! It also carries an RFC 6238 TOTP written from the RFCs ([`totp`]), so tests compute
-//! codes independently of latch's own TOTP module and of the library it uses.
+//! codes independently of latch's own TOTP module and of the library it uses, and the
+//! raw frames of the handshake ([`raw`]) for tests that play a misbehaving client.
 //!
 //! # Example
 //!
@@ -31,6 +32,7 @@
 //! assert!(log.contains("latchd stopped"));
 //! ```
 
+pub mod raw;
 pub mod totp;
 
 use std::ffi::OsString;
@@ -356,6 +358,31 @@ impl Home {
         self.spawn_daemon(command)
     }
 
+    /// As [`Home::start`], but latchd runs with its open-file limit (soft and hard) set
+    /// to `limit` (through `sh -c 'ulimit -n LIMIT; exec latchd …'`), to see what it does
+    /// when it runs out of descriptors.
+    ///
+    /// # Panics
+    ///
+    /// As [`Home::start`].
+    #[cfg(unix)]
+    #[must_use]
+    pub fn start_with_fd_limit(&self, limit: u64) -> Daemon<'_> {
+        let mut command = Command::new("sh");
+        for var in CLIENT_VARS {
+            command.env_remove(var);
+        }
+        command
+            .arg("-c")
+            .arg(format!(
+                "ulimit -S -n {limit} && ulimit -H -n {limit} && exec \"$0\" \"$@\""
+            ))
+            .arg(&binaries().latchd)
+            .arg("--home")
+            .arg(&self.home);
+        self.spawn_daemon(command)
+    }
+
     /// `latchd --home <home> ARGS…` with the client variables cleared, for runs that
     /// are expected to end by themselves (`--check-config`, refusals to start).
     #[must_use]
@@ -515,6 +542,30 @@ impl Daemon<'_> {
             Some(child) => child.id(),
             None => panic!("latchd was stopped"),
         }
+    }
+
+    /// The daemon's resident set size in KiB (`VmRSS` in `/proc/<pid>/status`); `None`
+    /// where there is no such file.
+    #[must_use]
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// The CPU time the daemon has used so far, user and system, in clock ticks
+    /// (`/proc/<pid>/stat`); `None` where there is no such file.
+    #[must_use]
+    pub fn cpu_ticks(&self) -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        // The fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        Some(utime + stime)
     }
 
     /// Everything the daemon wrote to stdout and stderr so far.
@@ -893,6 +944,25 @@ pub fn otpauth_secret(text: &str) -> Option<String> {
         .split(['&', ' ', '\n', '\r'])
         .find_map(|pair| pair.strip_prefix("secret="))
         .map(str::to_owned)
+}
+
+/// Raises this process's soft open-file limit to its hard limit (daemons started
+/// afterwards inherit it); returns the soft limit now in force.
+#[cfg(unix)]
+#[must_use]
+pub fn raise_fd_limit() -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.maximum.is_some() && limit.current != limit.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        );
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
 /// Seconds since the Unix epoch, now.

@@ -6,6 +6,8 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "e2e/brute_force.rs"]
+mod brute_force;
 #[path = "e2e/cli_flows.rs"]
 mod cli_flows;
 #[path = "e2e/events.rs"]
@@ -14,6 +16,10 @@ mod events;
 mod files;
 #[path = "e2e/home_assistant.rs"]
 mod home_assistant;
+// Reads the daemon's memory and CPU time from /proc.
+#[cfg(target_os = "linux")]
+#[path = "e2e/hostile.rs"]
+mod hostile;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
 #[path = "e2e/readme.rs"]

@@ -287,9 +287,15 @@ impl Throttle {
         out
     }
 
-    /// Forgets a key's failures and lockout. Returns false if it was not tracked.
+    /// Forgets a key's failures and lockout. Returns false if it was not tracked. The key
+    /// is normalised as the throttle's own are (a username trimmed and lower-cased, an
+    /// IPv4-mapped IPv6 source as its IPv4 address), so each spelling clears the one entry.
     pub fn clear(&mut self, key: &ThrottleKey) -> bool {
-        self.entries.remove(key).is_some()
+        let key = match key {
+            ThrottleKey::Username(name) => ThrottleKey::username(name),
+            ThrottleKey::Source(ip) => ThrottleKey::Source(canonical(*ip)),
+        };
+        self.entries.remove(&key).is_some()
     }
 
     fn make_room(&mut self, now: DateTime<Utc>) {
@@ -431,6 +437,26 @@ mod tests {
             Verdict::Allow,
             "a mapped address is its IPv4 address"
         );
+        assert!(th.list(now).is_empty());
+    }
+
+    #[test]
+    fn clear_takes_every_spelling_of_a_key() {
+        let config = ThrottleConfig {
+            lockout_after: 1,
+            ..ThrottleConfig::default()
+        };
+        let mut th = Throttle::new(config);
+        let now = t0();
+        th.record_failure(Some("Bob"), ip("10.0.0.7"), now);
+        assert!(matches!(
+            th.check(None, ip("10.0.0.7"), now),
+            Verdict::Refuse { .. }
+        ));
+        // The mapped form of the address, as a client may report it, is the same source.
+        assert!(th.clear(&ThrottleKey::Source("::ffff:10.0.0.7".parse().unwrap())));
+        assert_eq!(th.check(None, ip("10.0.0.7"), now), Verdict::Allow);
+        assert!(th.clear(&ThrottleKey::Username(" BOB".into())));
         assert!(th.list(now).is_empty());
     }
 

@@ -24,7 +24,7 @@ use crate::error::DaemonError;
 use crate::events::{self, EventHub};
 use crate::handler::Handler;
 use crate::wire::ResponsePayload;
-use crate::{cleanup, ha, signals};
+use crate::{cleanup, fd_limit, ha, signals};
 
 type DaemonServer = Server<Raw, ResponsePayload, Event>;
 
@@ -145,7 +145,9 @@ impl DaemonHandle {
     }
 }
 
-/// Runs the daemon until `shutdown` resolves, then stops it gracefully. Tells systemd
+/// Runs the daemon until `shutdown` resolves, then stops it gracefully. First raises the
+/// process's soft open-file limit to the hard limit (each connection takes a
+/// descriptor), warning when even that is below the configured connections. Tells systemd
 /// `READY=1` once the socket serves and `STOPPING=1` when stopping (when
 /// `NOTIFY_SOCKET` is set).
 ///
@@ -155,6 +157,12 @@ pub async fn run(
     options: DaemonOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
+    let socket = &options.config.socket;
+    fd_limit::raise_and_report(
+        socket
+            .max_connections
+            .saturating_add(socket.max_unauthenticated),
+    );
     let handle = start(options).await?;
     signals::notify_ready();
     shutdown.await;

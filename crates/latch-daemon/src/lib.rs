@@ -25,6 +25,9 @@
 //!   provider's blocking pool) never delays a validation. A request the daemon cannot
 //!   decode but whose id it can read is answered `unsupported_request`. Events reach a
 //!   connection only after it subscribes, and only the kinds it named.
+//! - **Descriptors.** Every connection holds one: at start `run` raises the soft
+//!   open-file limit to the hard limit, and warns when that is below the configured
+//!   connections. At the limit new connections are refused; the rest are served.
 //! - **Shutdown.** Stop accepting, let running requests finish (within
 //!   `shutdown_grace_secs`), remove the socket and token files, close the store (which
 //!   compacts it). Under systemd (`Type=notify`) it reports `READY=1` and `STOPPING=1`;
@@ -70,6 +73,7 @@ mod convert;
 mod daemon;
 mod error;
 mod events;
+mod fd_limit;
 pub mod ha;
 pub mod handler;
 mod signals;

@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use latch_client::protocol::{
-    Event, EventKind, LockoutKey, PROTOCOL_VERSION, Request, RequestFrame, TokenType,
-};
+use latch_client::protocol::{Event, EventKind, LockoutKey, Request, RequestFrame, TokenType};
 use latch_client::{ClientEvent, NewUser};
+use latch_tests::raw::{
+    frame, hello, is_bad_proof_rejection, is_challenge, split_frames, wrong_proof,
+};
 use latch_tests::{DEADLINE, Home, block_on, poll_until, runtime};
 
 use super::{
@@ -194,67 +195,6 @@ fn a_lockout_is_announced_listed_and_cleared() {
 }
 
 // ---- unauthenticated connections ---------------------------------------------------------
-
-/// A frame as latch-ipc writes it: a 4-byte big-endian length, then the payload.
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = u32::try_from(payload.len()).unwrap().to_be_bytes().to_vec();
-    out.extend_from_slice(payload);
-    out
-}
-
-/// A postcard varint.
-fn varint(mut n: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = u8::try_from(n & 0x7f).unwrap();
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-/// The handshake's first frame, `ClientHandshake::Hello { magic, version, nonce }`, in
-/// its frozen postcard encoding.
-fn hello() -> Vec<u8> {
-    let mut payload = vec![0]; // ClientHandshake::Hello
-    payload.extend_from_slice(b"LTCH");
-    payload.extend(varint(PROTOCOL_VERSION));
-    payload.extend_from_slice(&[7; 32]);
-    frame(&payload)
-}
-
-/// `ClientHandshake::Auth` with a proof made without the session token.
-fn wrong_proof() -> Vec<u8> {
-    let mut payload = vec![1]; // ClientHandshake::Auth
-    payload.extend_from_slice(&[0; 32]);
-    frame(&payload)
-}
-
-/// Splits what a connection received into frame payloads.
-fn split_frames(mut bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut frames = Vec::new();
-    while !bytes.is_empty() {
-        assert!(bytes.len() >= 4, "a partial frame header: {bytes:?}");
-        let len = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-        assert!(bytes.len() >= 4 + len, "a partial frame: {bytes:?}");
-        frames.push(bytes[4..4 + len].to_vec());
-        bytes = &bytes[4 + len..];
-    }
-    frames
-}
-
-/// `ServerHandshake::Challenge { version, server_nonce, server_proof }`.
-fn is_challenge(payload: &[u8]) -> bool {
-    payload.first() == Some(&0) && payload.len() == 1 + varint(PROTOCOL_VERSION).len() + 64
-}
-
-/// `ServerHandshake::AuthResult(AuthResult::Err(AuthFailure { code: BadProof, .. }))`.
-fn is_bad_proof_rejection(payload: &[u8]) -> bool {
-    payload.starts_with(&[1, 1, 0])
-}
 
 /// What a raw connection received before the daemon closed it, and when it closed.
 struct Received {
