@@ -542,8 +542,14 @@ impl Handler {
                     LockoutKey::Username(name) => ThrottleKey::username(name),
                     LockoutKey::Source(ip) => ThrottleKey::Source(*ip),
                 };
-                m.clear_lockout(&throttle_key);
-                Ok(Response::Done)
+                if m.clear_lockout(&throttle_key) {
+                    Ok(Response::Done)
+                } else {
+                    Err(ApiError::new(
+                        ErrorCode::NotFound,
+                        format!("no lockout or failed login is recorded for {key}"),
+                    ))
+                }
             }
             Request::Subscribe { .. } | Request::Unsubscribe => Err(ApiError::new(
                 ErrorCode::Internal,

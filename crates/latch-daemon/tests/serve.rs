@@ -465,6 +465,13 @@ async fn lockout_listing_and_clearing_go_through_the_manager() {
         cleared,
         BTreeSet::from([username.to_string(), source.to_string()])
     );
+    // Clearing again finds nothing, and says so.
+    let nothing = client
+        .call(Request::ClearLockout { key: username })
+        .await
+        .unwrap_err();
+    assert_eq!(nothing.code, ErrorCode::NotFound);
+    assert!(nothing.message.contains("username:owner"), "{nothing:?}");
     // The owner logs in again.
     client.login("owner", OWNER_PASSWORD).await;
     daemon.shutdown().await.unwrap();
