@@ -1,6 +1,6 @@
 //! The store handle, the writer thread (group commit, usage coalescing, compaction).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -332,6 +332,7 @@ impl Store {
             snapshot_seq: 0,
             poisoned: false,
             usage_deadline: None,
+            queue: VecDeque::new(),
         };
         let handle = thread::Builder::new()
             .name("latch-store-writer".into())
@@ -822,6 +823,9 @@ struct Writer {
     snapshot_seq: u64,
     poisoned: bool,
     usage_deadline: Option<Instant>,
+    /// Messages received but not handled yet: a compaction takes the records out of the
+    /// channel ahead of their turn (see [`Writer::journal_queued`]).
+    queue: VecDeque<Msg>,
 }
 
 impl Writer {
@@ -830,60 +834,72 @@ impl Writer {
             self.auto_compact();
         }
         loop {
-            let first = match self.usage_deadline {
-                Some(deadline) => {
-                    let wait = deadline.saturating_duration_since(Instant::now());
-                    match self.rx.recv_timeout(wait) {
+            if self.queue.is_empty() {
+                let first = match self.usage_deadline {
+                    Some(deadline) => {
+                        let wait = deadline.saturating_duration_since(Instant::now());
+                        match self.rx.recv_timeout(wait) {
+                            Ok(m) => m,
+                            Err(RecvTimeoutError::Timeout) => {
+                                self.usage_deadline = None;
+                                self.enqueue_usage();
+                                continue;
+                            }
+                            Err(RecvTimeoutError::Disconnected) => return,
+                        }
+                    }
+                    None => match self.rx.recv() {
                         Ok(m) => m,
-                        Err(RecvTimeoutError::Timeout) => {
-                            self.usage_deadline = None;
-                            self.enqueue_usage();
-                            continue;
-                        }
-                        Err(RecvTimeoutError::Disconnected) => return,
-                    }
-                }
-                None => match self.rx.recv() {
-                    Ok(m) => m,
-                    Err(_) => return,
-                },
-            };
-            let msgs: Vec<Msg> = std::iter::once(first).chain(self.rx.try_iter()).collect();
-            let mut records = Vec::new();
-            for msg in msgs {
-                match msg {
-                    Msg::Record(r) => records.push(r),
-                    Msg::UsageDue => {
-                        if self.usage_deadline.is_none() {
-                            self.usage_deadline =
-                                Some(Instant::now() + self.options.usage_flush_interval);
-                        }
-                    }
-                    Msg::Compact(w) => {
-                        self.write_records(&mut records);
-                        w.send(self.compact());
-                    }
-                    Msg::Close(w) => {
-                        self.write_records(&mut records);
-                        self.flush_usage_now();
-                        let r = self.compact();
-                        self.journal = None;
-                        self.lock = None;
-                        w.send(r);
-                        return;
-                    }
-                    Msg::Shutdown => {
-                        self.write_records(&mut records);
-                        self.flush_usage_now();
-                        return;
-                    }
-                }
+                        Err(_) => return,
+                    },
+                };
+                self.queue.push_back(first);
             }
-            self.write_records(&mut records);
-            if self.journal_len >= self.options.compact_after_bytes {
-                self.auto_compact();
+            self.queue.extend(self.rx.try_iter());
+            if self.handle_queue() {
+                return;
             }
         }
+    }
+
+    /// Handles the queued messages in order, one group commit for the records between
+    /// two control messages; true once the writer must stop.
+    fn handle_queue(&mut self) -> bool {
+        let mut records = Vec::new();
+        while let Some(msg) = self.queue.pop_front() {
+            match msg {
+                Msg::Record(r) => records.push(r),
+                Msg::UsageDue => {
+                    if self.usage_deadline.is_none() {
+                        self.usage_deadline =
+                            Some(Instant::now() + self.options.usage_flush_interval);
+                    }
+                }
+                Msg::Compact(w) => {
+                    self.write_records(&mut records);
+                    w.send(self.compact());
+                }
+                Msg::Close(w) => {
+                    self.write_records(&mut records);
+                    self.flush_usage_now();
+                    let r = self.compact();
+                    self.journal = None;
+                    self.lock = None;
+                    w.send(r);
+                    return true;
+                }
+                Msg::Shutdown => {
+                    self.write_records(&mut records);
+                    self.flush_usage_now();
+                    return true;
+                }
+            }
+        }
+        self.write_records(&mut records);
+        if self.journal_len >= self.options.compact_after_bytes {
+            self.auto_compact();
+        }
+        false
     }
 
     fn step(&self, step: WriteStep) -> io::Result<()> {
@@ -1066,6 +1082,21 @@ impl Writer {
         Ok(())
     }
 
+    /// Journals every queued batch (one group commit) ahead of the control messages
+    /// queued with them, which keep their order. No batch is ever queued behind a close
+    /// or a shutdown, so moving them forward changes nothing but their timing.
+    fn journal_queued(&mut self) {
+        self.queue.extend(self.rx.try_iter());
+        let mut records = Vec::new();
+        for msg in std::mem::take(&mut self.queue) {
+            match msg {
+                Msg::Record(r) => records.push(r),
+                other => self.queue.push_back(other),
+            }
+        }
+        self.write_records(&mut records);
+    }
+
     fn auto_compact(&mut self) {
         if let Err(e) = self.compact() {
             tracing::error!(error = %e, "compaction failed; the journal is kept");
@@ -1076,8 +1107,9 @@ impl Writer {
     /// journal.
     ///
     /// Order, so that a crash at any point leaves a loadable directory holding every
-    /// acknowledged change and applying none twice:
-    /// 1. capture the state after batch N under a short read lock and encode it;
+    /// acknowledged change, applying none twice and none in part:
+    /// 1. journal every queued batch, then capture the state after batch N under a short
+    ///    read lock (with nothing queued: every batch in it is journaled) and encode it;
     /// 2. append a checkpoint (N and the new files' digests) to the journal, synced;
     /// 3. per changed file: temp file (0600, exclusive), write, fsync, rename over it;
     /// 4. fsync the directory;
@@ -1089,8 +1121,34 @@ impl Writer {
         if self.poisoned || self.journal.is_none() {
             return Err(self.poisoned_error());
         }
-        let (seq, captured) = {
-            let st = self.shared.state.read();
+        // A batch captured before it is journaled could end up in one renamed file and
+        // not in another if the process dies between the renames.
+        let shared = Arc::clone(&self.shared);
+        let mut attempts = 0;
+        let (seq, captured) = loop {
+            self.journal_queued();
+            if self.poisoned {
+                return Err(self.poisoned_error());
+            }
+            let st = shared.state.read();
+            // Batches queued since (submit queues under the write lock): in memory, not
+            // journaled yet.
+            let mut behind = false;
+            while let Ok(msg) = self.rx.try_recv() {
+                behind |= matches!(msg, Msg::Record(_));
+                self.queue.push_back(msg);
+            }
+            if behind {
+                attempts += 1;
+                if attempts < 4 {
+                    continue;
+                }
+                // Under a steady stream of commits: journal the stragglers under the lock.
+                self.journal_queued();
+                if self.poisoned {
+                    return Err(self.poisoned_error());
+                }
+            }
             let captured: Vec<(StoreFile, u64, crate::data::FileSnapshot)> = StoreFile::ALL
                 .into_iter()
                 .filter(|f| {
@@ -1099,7 +1157,7 @@ impl Writer {
                 })
                 .map(|f| (f, st.versions[f.index()], st.data.capture(f)))
                 .collect();
-            (st.next_seq - 1, captured)
+            break (st.next_seq - 1, captured);
         };
         if captured.is_empty() && self.journal_len == 0 {
             self.snapshot_seq = seq;

@@ -618,6 +618,8 @@ fn batches_applied_while_a_compaction_captures_are_not_replayed_twice() {
         t.join().unwrap();
     }
     assert_eq!(order(&store), ["z", "y", "x"]);
+    // B and C are journaled, and answered, before the compaction captures them.
+    poll_until(Duration::from_secs(10), || store.stats().compactions > 0);
     assert_eq!(store.stats().compactions, 1);
     drop(store);
     assert_eq!(
@@ -625,6 +627,84 @@ fn batches_applied_while_a_compaction_captures_are_not_replayed_twice() {
         ["z", "y", "x"],
         "B and C replayed over a snapshot holding them would give z, x, y"
     );
+}
+
+/// A crash while compaction renames the snapshot files must not leave half of a batch
+/// that was never journaled: here one batch sets a TOTP secret (`auth_module.totp`) and
+/// its state (`latch.auth_module.totp`), the compaction captures it while it is still
+/// queued, and the process dies (every later write fails) between the two renames.
+#[test]
+fn a_crash_between_snapshot_renames_never_splits_a_queued_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(Gate::default());
+    let hook_gate = Arc::clone(&gate);
+    let dead = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hook_dead = Arc::clone(&dead);
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            // A (padded) crosses the bound.
+            compact_after_bytes: 4096,
+            ..options_with_hook(move |step| {
+                if hook_dead.load(Ordering::SeqCst)
+                    || step == WriteStep::SnapshotRename(StoreFile::LatchTotp)
+                {
+                    // The crash: from here on nothing reaches the disk.
+                    hook_dead.store(true, Ordering::SeqCst);
+                    return Err(io::Error::other("crashed"));
+                }
+                if step == WriteStep::JournalSync {
+                    hook_gate.pass();
+                }
+                Ok(())
+            })
+        },
+    )
+    .unwrap();
+    store
+        .commit_blocking(vec![Change::PutUser(user("u"))])
+        .unwrap();
+    let in_background = |changes: Vec<Change>| {
+        let store = store.clone();
+        std::thread::spawn(move || store.commit_blocking(changes))
+    };
+
+    // The writer is held inside the sync of A; B is applied to memory meanwhile, so the
+    // compaction that follows A captures it before it reaches the journal.
+    gate.hold();
+    let a = in_background(vec![Change::PutHaUser {
+        username: "padding".into(),
+        password: Secret::new("p".repeat(5000)),
+    }]);
+    gate.wait_until_held();
+    let b = in_background(vec![
+        Change::PutTotpSecret {
+            user_id: "u".into(),
+            secret: Secret::new("JBSWY3DPEHPK3PXP"),
+        },
+        Change::PutTotpState {
+            user_id: "u".into(),
+            last_step: Some(7),
+            recovery_codes: vec![Secret::new("hash")],
+        },
+    ]);
+    poll_until(Duration::from_secs(10), || store.totp_secret("u").is_some());
+    gate.release();
+    a.join().unwrap().unwrap();
+    let b = b.join().unwrap();
+    poll_until(Duration::from_secs(10), || dead.load(Ordering::SeqCst));
+    drop(store);
+
+    let reopened = open(dir.path());
+    let secret = reopened.totp_secret("u").is_some();
+    let state = reopened.totp_state("u").is_some();
+    assert_eq!(
+        secret, state,
+        "batch B is split: secret {secret}, state {state} (B answered {b:?})"
+    );
+    if b.is_ok() {
+        assert!(secret && state, "acknowledged batch B is lost");
+    }
 }
 
 #[test]
