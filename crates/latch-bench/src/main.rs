@@ -16,8 +16,8 @@
 //! `store`, `footprint`, `fanout`, `timing`), e.g. to profile one scenario or re-measure after a
 //! fix; the socket scenarios always run the floor they are compared with.
 //!
-//! Internal modes, used by the bench on itself: `--echo <socket>` (the other end of the
-//! ping-pong floor) and `--store-child <home>` (opens a store in a fresh process and
+//! Internal modes, used by the bench on itself: `--echo <socket>` and `--echo-async
+//! <socket>` (the other end of the ping-pong floor, blocking or tokio) and `--store-child <home>` (opens a store in a fresh process and
 //! prints its load time and RSS).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -168,7 +168,10 @@ fn parse(args: &[String]) -> Result<Plan> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("--echo") => floor::echo(args.get(1).map_or("", String::as_str)),
+        Some("--echo") => floor::echo(args.get(1).map_or("", String::as_str), floor::Io::Blocking),
+        Some("--echo-async") => {
+            floor::echo(args.get(1).map_or("", String::as_str), floor::Io::Async)
+        }
         Some("--store-child") => {
             store::child(args.get(1).map_or("", String::as_str)).map(|line| println!("{line}"))
         }
@@ -229,13 +232,23 @@ fn run(plan: Plan) -> Result<()> {
     let mut pingpong = None;
     if plan.wants("floor") || plan.wants("socket") {
         step("socket floor");
-        match floor::measure(plan.pingpong) {
-            Ok(p) => {
+        let measured = floor::measure(plan.pingpong, floor::Io::Blocking).and_then(|p| {
+            let tokio = floor::measure(plan.pingpong, floor::Io::Async)?;
+            Ok((p, tokio))
+        });
+        match measured {
+            Ok((p, tokio)) => {
                 rows.add(
                     "socket floor",
                     Ok(vec![
                         Row::new("socket floor: 2-process ping-pong, 64 B", p.rate, "rt/s"),
                         Row::new("socket floor: one round trip", p.rtt_us, "µs"),
+                        Row::new(
+                            "  … the same ping-pong with tokio at both ends",
+                            tokio.rate,
+                            "rt/s",
+                        )
+                        .floor("ping-pong", p.rate, "rt/s"),
                     ]),
                 );
                 pingpong = Some(p);
