@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::TimeDelta;
-use latch_auth::{AuthError, UserUpdate};
+use latch_auth::{AccessToken, AuthError, UserUpdate};
 use latch_models::{GROUP_ID_READ_ONLY, GROUP_ID_USER, GroupId, RefreshToken, TokenType, User};
 use latch_provider::ProviderError;
 use latch_store::Change;
@@ -38,6 +38,17 @@ async fn normal_token(h: &Harness, user: &User) -> RefreshToken {
         .create_refresh_token(user.id.as_str(), NewRefreshToken::normal(CLIENT_ID, None))
         .await
         .unwrap()
+}
+
+/// [`person`], a [`normal_token`] of theirs, and an access token minted from it.
+async fn person_with_access_token(h: &Harness) -> (User, RefreshToken, AccessToken) {
+    let user = person(h).await;
+    let token = normal_token(h, &user).await;
+    let access = h
+        .manager
+        .create_access_token(token.id.as_str(), None)
+        .unwrap();
+    (user, token, access)
 }
 
 fn at_day(days: i64) -> Option<f64> {
@@ -231,12 +242,7 @@ async fn access_token_lives_1800_seconds_and_is_issued_by_the_refresh_token() {
 #[tokio::test]
 async fn removing_a_refresh_token_invalidates_its_access_tokens() {
     let h = Harness::new();
-    let user = person(&h).await;
-    let token = normal_token(&h, &user).await;
-    let access = h
-        .manager
-        .create_access_token(token.id.as_str(), None)
-        .unwrap();
+    let (_, token, access) = person_with_access_token(&h).await;
     assert!(h.manager.validate_access_token(&access.token).is_some());
 
     h.manager
@@ -251,12 +257,7 @@ async fn removing_a_refresh_token_invalidates_its_access_tokens() {
 #[tokio::test]
 async fn expired_access_token_is_rejected() {
     let h = Harness::new();
-    let user = person(&h).await;
-    let token = normal_token(&h, &user).await;
-    let access = h
-        .manager
-        .create_access_token(token.id.as_str(), None)
-        .unwrap();
+    let (_, _, access) = person_with_access_token(&h).await;
     h.advance(TimeDelta::minutes(30) + TimeDelta::seconds(11));
     assert!(h.manager.validate_access_token(&access.token).is_none());
 }
@@ -264,12 +265,7 @@ async fn expired_access_token_is_rejected() {
 #[tokio::test]
 async fn access_token_is_accepted_within_the_ten_second_leeway() {
     let h = Harness::new();
-    let user = person(&h).await;
-    let token = normal_token(&h, &user).await;
-    let access = h
-        .manager
-        .create_access_token(token.id.as_str(), None)
-        .unwrap();
+    let (_, _, access) = person_with_access_token(&h).await;
     h.advance(TimeDelta::minutes(30) + TimeDelta::seconds(9));
     assert!(h.manager.validate_access_token(&access.token).is_some());
 }
@@ -279,12 +275,7 @@ async fn a_token_validated_before_stops_validating_at_the_same_expiry() {
     // The second and later validations are answered from the verified-token cache; it
     // must end them exactly where a full verification would.
     let h = Harness::new();
-    let user = person(&h).await;
-    let token = normal_token(&h, &user).await;
-    let access = h
-        .manager
-        .create_access_token(token.id.as_str(), None)
-        .unwrap();
+    let (_, _, access) = person_with_access_token(&h).await;
     assert!(h.manager.validate_access_token(&access.token).is_some());
     h.advance(TimeDelta::minutes(30) + TimeDelta::seconds(9));
     assert!(h.manager.validate_access_token(&access.token).is_some());
@@ -296,12 +287,7 @@ async fn a_token_validated_before_stops_validating_at_the_same_expiry() {
 #[tokio::test]
 async fn a_validated_token_is_refused_once_its_user_is_deactivated() {
     let h = Harness::new();
-    let user = person(&h).await;
-    let token = normal_token(&h, &user).await;
-    let access = h
-        .manager
-        .create_access_token(token.id.as_str(), None)
-        .unwrap();
+    let (user, _, access) = person_with_access_token(&h).await;
     assert!(h.manager.validate_access_token(&access.token).is_some());
     let mut inactive = user.clone();
     inactive.is_active = false;
@@ -324,12 +310,7 @@ async fn a_validated_token_is_refused_once_its_user_is_deactivated() {
 #[tokio::test]
 async fn a_validated_token_does_not_vouch_for_a_tampered_copy() {
     let h = Harness::new();
-    let user = person(&h).await;
-    let token = normal_token(&h, &user).await;
-    let access = h
-        .manager
-        .create_access_token(token.id.as_str(), None)
-        .unwrap();
+    let (_, _, access) = person_with_access_token(&h).await;
     for _ in 0..3 {
         assert!(h.manager.validate_access_token(&access.token).is_some());
     }
@@ -353,12 +334,7 @@ async fn a_validated_token_does_not_vouch_for_a_tampered_copy() {
 #[tokio::test]
 async fn tampered_or_garbage_access_tokens_are_rejected() {
     let h = Harness::new();
-    let user = person(&h).await;
-    let token = normal_token(&h, &user).await;
-    let access = h
-        .manager
-        .create_access_token(token.id.as_str(), None)
-        .unwrap();
+    let (_, _, access) = person_with_access_token(&h).await;
     let (signed, signature) = access.token.rsplit_once('.').unwrap();
     let mut flipped = signature.to_owned();
     let first = if flipped.starts_with('A') { "B" } else { "A" };
@@ -380,12 +356,7 @@ async fn tampered_or_garbage_access_tokens_are_rejected() {
 #[tokio::test]
 async fn access_tokens_of_an_inactive_user_do_not_validate() {
     let h = Harness::new();
-    let user = person(&h).await;
-    let token = normal_token(&h, &user).await;
-    let access = h
-        .manager
-        .create_access_token(token.id.as_str(), None)
-        .unwrap();
+    let (user, token, access) = person_with_access_token(&h).await;
     // A store as Home Assistant 2025 leaves it: an inactive user who kept their tokens.
     let mut inactive = user.clone();
     inactive.is_active = false;
@@ -420,12 +391,7 @@ async fn minting_records_the_use_on_that_token_only() {
 #[tokio::test]
 async fn renaming_a_user_keeps_their_token() {
     let h = Harness::new();
-    let user = person(&h).await;
-    let token = normal_token(&h, &user).await;
-    let access = h
-        .manager
-        .create_access_token(token.id.as_str(), None)
-        .unwrap();
+    let (user, token, access) = person_with_access_token(&h).await;
     h.manager
         .update_user(
             user.id.as_str(),
