@@ -356,7 +356,7 @@ async fn tampered_or_garbage_access_tokens_are_rejected() {
 #[tokio::test]
 async fn access_tokens_of_an_inactive_user_do_not_validate() {
     let h = Harness::new();
-    let (user, token, access) = person_with_access_token(&h).await;
+    let (user, _, access) = person_with_access_token(&h).await;
     // A store as Home Assistant 2025 leaves it: an inactive user who kept their tokens.
     let mut inactive = user.clone();
     inactive.is_active = false;
