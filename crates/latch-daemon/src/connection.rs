@@ -34,7 +34,19 @@ pub(crate) struct Shared {
 
 /// Sends an answer; false when the connection is gone.
 async fn reply(sender: &Sender, id: u64, result: Answer) -> bool {
-    match sender.send(&ResponsePayload { id, result }).await {
+    reply_as(sender, id, result, false).await
+}
+
+/// Sends an answer, straight into the socket if `now` and the writer is idle (see
+/// [`ConnectionSender::send_now`]); false when the connection is gone.
+async fn reply_as(sender: &Sender, id: u64, result: Answer, now: bool) -> bool {
+    let payload = ResponsePayload { id, result };
+    let sent = if now {
+        sender.send_now(&payload).await
+    } else {
+        sender.send(&payload).await
+    };
+    match sent {
         Ok(()) => true,
         Err(SendError::Frame(e)) => {
             // Over the frame limit (a huge listing): the id still gets an answer.
@@ -128,7 +140,9 @@ pub(crate) async fn serve(
             request if Handler::runs_inline(&request) => {
                 let result = shared.handler.handle(request).await;
                 log_answer(id, name, &result);
-                reply(&sender, id, result).await
+                // Alone, the answer goes out at once; in a burst, answers are batched.
+                let alone = !requests.has_buffered();
+                reply_as(&sender, id, result, alone).await
             }
             request => {
                 let permit = tokio::select! {

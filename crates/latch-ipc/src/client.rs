@@ -387,6 +387,13 @@ impl<Req: Serialize> ClientSender<Req> {
     pub async fn send(&self, request: &Req) -> Result<(), SendError> {
         self.queue.send(request).await
     }
+
+    /// Like [`ClientSender::send`], but when nothing is waiting to be written the request
+    /// goes into the socket from the caller's task, without a hop to the writer task. For
+    /// a request sent on its own; a burst is better batched by [`ClientSender::send`].
+    pub async fn send_now(&self, request: &Req) -> Result<(), SendError> {
+        self.queue.send_now(request).await
+    }
 }
 
 impl<Req> ClientSender<Req> {

@@ -16,7 +16,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
 use tokio_util::sync::{CancellationToken, DropGuard, WaitForCancellationFutureOwned};
 
-use crate::frame::{FrameError, FrameReader, FrameWriter, WRITE_BATCH, decode, encode};
+use crate::frame::{FrameError, FrameReader, FrameWriter, WRITE_BATCH, codec, decode, encode};
+use tokio_util::codec::{Encoder as _, LengthDelimitedCodec};
 
 /// What the daemon sends an authenticated client: responses and events in one stream.
 ///
@@ -55,6 +56,20 @@ struct Shared {
 }
 
 impl Shared {
+    /// Writes what the socket takes now, without waiting; `WouldBlock` when it takes
+    /// nothing (and always where the direct path is not available).
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        #[cfg(unix)]
+        {
+            #[allow(irrefutable_let_patterns)]
+            if let Stream::UdSocket(socket) = &self.stream {
+                return socket.inner().try_write(buf);
+            }
+        }
+        let _ = buf;
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
     /// Shuts the socket down in both directions, so that the peer sees the end at once
     /// even while a half is still held somewhere. (Named pipes: nothing to do here; the
     /// pipe closes with its last handle.)
@@ -123,12 +138,14 @@ pub(crate) enum Outgoing {
     Subscribe(broadcast::Receiver<Bytes>),
 }
 
-/// The sending side of a connection: a bounded queue to its writer task.
+/// The sending side of a connection: a bounded queue to its writer task, and the direct
+/// path that bypasses it when the writer has nothing in hand.
 #[derive(Debug, Clone)]
 pub(crate) struct OutboundQueue {
     tx: mpsc::Sender<Outgoing>,
     cancel: CancellationToken,
     max_frame: usize,
+    direct: Arc<Direct>,
 }
 
 impl OutboundQueue {
@@ -136,16 +153,48 @@ impl OutboundQueue {
         self.max_frame
     }
 
-    /// Encodes `message` and queues it (waiting while the queue is full).
+    /// Encodes `message` and queues it for the writer task (waiting while the queue is
+    /// full); frames queued together go out in one write.
     pub(crate) async fn send<T: Serialize + ?Sized>(&self, message: &T) -> Result<(), SendError> {
         let payload = encode(message, self.max_frame)?;
         self.push(Outgoing::Frame(payload)).await
     }
 
+    /// Encodes `message` and writes it into the socket from the caller's task when the
+    /// writer task is idle and the socket takes it, else queues it as [`Self::send`]
+    /// does. For a frame nothing else follows soon: it saves two task switches, but a
+    /// burst sent this way costs a write each instead of one for all.
+    pub(crate) async fn send_now<T: Serialize + ?Sized>(
+        &self,
+        message: &T,
+    ) -> Result<(), SendError> {
+        let payload = encode(message, self.max_frame)?;
+        if self.cancel.is_cancelled() {
+            return Err(SendError::Closed);
+        }
+        match self.direct.try_send(&payload) {
+            Ok(()) => Ok(()),
+            Err(Busy) => self.push(Outgoing::Frame(payload)).await,
+        }
+    }
+
+    /// Queues a command for the writer task; direct sends wait behind it.
     pub(crate) async fn push(&self, command: Outgoing) -> Result<(), SendError> {
         if self.cancel.is_cancelled() {
             return Err(SendError::Closed);
         }
+        let command = {
+            let mut st = self.direct.state.lock();
+            // Set with the command queued, both under the lock: the writer cannot go
+            // idle in between, so no direct send overtakes the command.
+            st.writer_busy = true;
+            match self.tx.try_send(command) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(SendError::Closed),
+                Err(mpsc::error::TrySendError::Full(command)) => command,
+            }
+        };
+        // A full queue: the writer is busy until it has drained it.
         self.tx.send(command).await.map_err(|_| SendError::Closed)
     }
 
@@ -155,6 +204,106 @@ impl OutboundQueue {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.cancel.is_cancelled() || self.tx.is_closed()
+    }
+}
+
+/// The writer task has frames in hand: a frame must go through the queue, behind them.
+#[derive(Debug)]
+struct Busy;
+
+/// The direct path of a connection's outbound frames.
+///
+/// A request answered from memory should not cost a task switch to the writer task and
+/// back. So a sender writes its frame into the socket itself (a non-blocking write,
+/// under this lock) when the writer task holds nothing: nothing queued, nothing being
+/// written. The writer marks itself busy, under the same lock, before it writes
+/// anything, and idle only once it has written everything and its queue is empty; so a
+/// frame is never interleaved with another. If the socket takes only part of a frame,
+/// the rest becomes the writer's first bytes and the writer is woken to finish it.
+/// Frames that go through the queue are batched into one write, as before; events
+/// always go through the writer.
+#[derive(Debug)]
+struct Direct {
+    state: parking_lot::Mutex<DirectState>,
+    /// Wakes the writer task to write a `leftover`.
+    wake: tokio::sync::Notify,
+    stream: Weak<Shared>,
+}
+
+#[derive(Debug)]
+struct DirectState {
+    writer_busy: bool,
+    /// The unwritten end of a frame a sender started; written first by the writer.
+    leftover: BytesMut,
+    codec: LengthDelimitedCodec,
+    frame: BytesMut,
+}
+
+impl Direct {
+    fn new(stream: Weak<Shared>, max_frame: usize) -> Self {
+        Self {
+            state: parking_lot::Mutex::new(DirectState {
+                writer_busy: false,
+                leftover: BytesMut::new(),
+                codec: codec(max_frame),
+                frame: BytesMut::new(),
+            }),
+            wake: tokio::sync::Notify::new(),
+            stream,
+        }
+    }
+
+    /// Writes one frame of `payload` unless the writer task is busy.
+    fn try_send(&self, payload: &Bytes) -> Result<(), Busy> {
+        let mut st = self.state.lock();
+        if st.writer_busy {
+            return Err(Busy);
+        }
+        let Some(shared) = self.stream.upgrade() else {
+            return Err(Busy);
+        };
+        let DirectState { codec, frame, .. } = &mut *st;
+        frame.clear();
+        if codec.encode(payload.clone(), frame).is_err() {
+            return Err(Busy);
+        }
+        let mut written = 0;
+        while written < frame.len() {
+            match shared.try_write(&frame[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Full (or failing): the writer finishes it, or finds and reports the error.
+                Err(_) => break,
+            }
+        }
+        if written == frame.len() {
+            return Ok(());
+        }
+        if written == 0 {
+            return Err(Busy);
+        }
+        let rest = frame.split_off(written);
+        st.leftover = rest;
+        st.writer_busy = true;
+        drop(st);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// The writer task is about to write: no sender may write directly until
+    /// [`Direct::writer_done`]. Returns the end of a frame a sender started, if any.
+    fn writer_starts(&self) -> Option<BytesMut> {
+        let mut st = self.state.lock();
+        st.writer_busy = true;
+        (!st.leftover.is_empty()).then(|| std::mem::take(&mut st.leftover))
+    }
+
+    /// The writer task wrote everything it held; it is idle if nothing is queued.
+    fn writer_done(&self, rx: &mpsc::Receiver<Outgoing>) {
+        let mut st = self.state.lock();
+        if rx.is_empty() && st.leftover.is_empty() {
+            st.writer_busy = false;
+        }
     }
 }
 
@@ -237,6 +386,12 @@ impl<T> FrameReceiver<T> {
         next
     }
 
+    /// Whether bytes of a next frame have arrived already (a peer sending requests
+    /// back to back): a caller may then batch its answers rather than send each now.
+    pub fn has_buffered(&self) -> bool {
+        self.frames.has_buffered()
+    }
+
     /// Closes the connection (both directions).
     pub fn close(&self) {
         self.cancel.cancel();
@@ -260,11 +415,13 @@ pub(crate) fn wire<T>(
     });
     let (tx, rx) = mpsc::channel(queue_len.max(1));
     let writer = FrameWriter::new(WriteHalf(Arc::clone(&shared)), max_frame);
+    let direct = Arc::new(Direct::new(Arc::downgrade(&shared), max_frame));
     tokio::spawn(run_writer(
         writer,
         rx,
         cancel.clone(),
         Arc::downgrade(&shared),
+        Arc::clone(&direct),
     ));
     let receiver = FrameReceiver {
         frames: FrameReader::with_buffer(ReadHalf(shared), leftover, max_frame),
@@ -277,6 +434,7 @@ pub(crate) fn wire<T>(
         tx,
         cancel,
         max_frame,
+        direct,
     };
     (receiver, queue)
 }
@@ -284,6 +442,8 @@ pub(crate) fn wire<T>(
 enum Step {
     Command(Option<Outgoing>),
     Event(Result<Bytes, broadcast::error::RecvError>),
+    /// A sender left the end of a frame to write.
+    Leftover,
 }
 
 async fn next_event(
@@ -354,8 +514,9 @@ async fn run_writer(
     rx: mpsc::Receiver<Outgoing>,
     cancel: CancellationToken,
     stream: Weak<Shared>,
+    direct: Arc<Direct>,
 ) {
-    match pump(writer, rx, &cancel).await {
+    match pump(writer, rx, &cancel, &direct).await {
         Exit::Cancelled => {}
         Exit::SendersGone => cancel.cancelled().await,
         Exit::Failed => cancel.cancel(),
@@ -371,19 +532,31 @@ async fn pump(
     mut writer: FrameWriter<WriteHalf>,
     mut rx: mpsc::Receiver<Outgoing>,
     cancel: &CancellationToken,
+    direct: &Direct,
 ) -> Exit {
     let mut events: Option<broadcast::Receiver<Bytes>> = None;
     loop {
         let step = tokio::select! {
             biased;
             () = cancel.cancelled() => return Exit::Cancelled,
+            () = direct.wake.notified() => Step::Leftover,
             command = rx.recv() => Step::Command(command),
             event = next_event(&mut events) => Step::Event(event),
         };
+        // From here until everything is written, senders queue behind this writer.
+        if let Some(leftover) = direct.writer_starts() {
+            writer.queue_encoded(&leftover);
+        }
         let ok = match step {
-            Step::Command(None) => return Exit::SendersGone,
+            Step::Command(None) => {
+                if writer.buffered() > 0 && writer.flush().await.is_err() {
+                    return Exit::Failed;
+                }
+                return Exit::SendersGone;
+            }
             Step::Command(Some(command)) => apply_command(&mut writer, &mut events, command),
             Step::Event(event) => apply_event(&mut writer, &mut events, event),
+            Step::Leftover => true,
         };
         if !ok {
             return Exit::Failed;
@@ -433,6 +606,7 @@ async fn pump(
         if senders_gone {
             return Exit::SendersGone;
         }
+        direct.writer_done(&rx);
     }
 }
 

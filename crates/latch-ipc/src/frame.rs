@@ -193,6 +193,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Whether bytes read from the stream wait in the buffer (part or all of a frame).
+    pub fn has_buffered(&self) -> bool {
+        self.in_frame || !self.buf.is_empty()
+    }
+
     /// The stream, and the bytes read from it that no frame has consumed yet.
     pub fn into_parts(self) -> (R, BytesMut) {
         (self.io, self.buf)
@@ -234,6 +239,11 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         self.codec
             .encode(payload, &mut self.buf)
             .map_err(|e| FrameError::from_codec(e, max))
+    }
+
+    /// Appends bytes that are already framed (the end of a frame started elsewhere).
+    pub(crate) fn queue_encoded(&mut self, framed: &[u8]) {
+        self.buf.extend_from_slice(framed);
     }
 
     /// How many bytes are queued and not yet written.

@@ -782,6 +782,16 @@ impl<Resp: Serialize, Ev> ConnectionSender<Resp, Ev> {
             .send(&ServerFrame::<&Resp, ()>::Response(response))
             .await
     }
+
+    /// Like [`ConnectionSender::send`], but when nothing is waiting to be written the
+    /// response goes into the socket from the caller's task, without a hop to the writer
+    /// task. For an answer nothing else follows soon (the peer has sent nothing more);
+    /// answers to a burst of requests are better batched by [`ConnectionSender::send`].
+    pub async fn send_now(&self, response: &Resp) -> Result<(), SendError> {
+        self.queue
+            .send_now(&ServerFrame::<&Resp, ()>::Response(response))
+            .await
+    }
 }
 
 impl<Resp, Ev> ConnectionSender<Resp, Ev> {
