@@ -217,6 +217,10 @@ pub enum HandshakeError {
     /// (Daemon side.) The client's proof is wrong.
     #[error("the client's proof does not match the session token")]
     BadProof,
+    /// (Daemon side.) Every pre-authentication slot was taken and this was the oldest
+    /// handshake: it was closed to make room for a newer connection.
+    #[error("closed to make room: the oldest of too many connections in their handshake")]
+    Evicted,
     /// (Daemon side.) No authenticated slot is free.
     #[error("no authenticated connection slot is free (limit {limit})")]
     Busy {

@@ -80,6 +80,7 @@ pub mod home;
 mod limit;
 pub mod peer;
 pub mod server;
+mod slots;
 pub mod token;
 
 pub use conn::{FrameReceiver, Raw, SendError, ServerFrame};

@@ -5,8 +5,9 @@
 //! listens (mode 0600). A spawned accept loop then, for every connection:
 //!
 //! 1. reads the peer's credentials and closes a disallowed peer before reading a byte;
-//! 2. takes a pre-authentication slot, or closes the connection at once when all are
-//!    taken (nothing queues behind idle strangers);
+//! 2. takes a pre-authentication slot; when all are taken, the oldest connection still
+//!    in its handshake is closed to make room (nothing queues behind idle strangers, and
+//!    strangers cannot keep an honest client out by sitting on the slots);
 //! 3. spawns the handshake, under one deadline, in the connection's own task;
 //! 4. on success takes an authenticated slot (a separate limit: strangers never hold one)
 //!    and hands the connection to [`Server::accept`].
@@ -42,6 +43,7 @@ use crate::handshake::{
 use crate::home::{Home, HomeError, current_uid, ensure_home_owned_by};
 use crate::limit::LogLimiter;
 use crate::peer::{PeerInfo, PeerPolicy};
+use crate::slots::{PreAuthSlot, PreAuthSlots, Taken};
 use crate::token::{SessionToken, TokenError, TokenFile};
 
 /// Default cap on connections still in their handshake.
@@ -75,8 +77,8 @@ pub struct ServerConfig {
     pub home_owner: u32,
     /// Deadline for the whole handshake (default 5 s).
     pub handshake_timeout: Duration,
-    /// Cap on connections still in their handshake (default 64). When it is reached, new
-    /// connections are closed at once.
+    /// Cap on connections still in their handshake (default 64). When it is reached, the
+    /// oldest of them is closed to make room for the new one (0: nobody gets in).
     pub max_pre_auth: usize,
     /// Cap on authenticated connections (default 16,384). When it is reached, a client
     /// that completes the handshake is refused with [`RejectCode::Busy`].
@@ -188,9 +190,8 @@ pub struct Server<Req, Resp, Ev> {
     incoming: mpsc::Receiver<Authenticated>,
     accept_task: Option<JoinHandle<()>>,
     cancel: CancellationToken,
-    pre_auth: Arc<Semaphore>,
+    pre_auth: Arc<PreAuthSlots>,
     authenticated: Arc<Semaphore>,
-    max_pre_auth: usize,
     max_authenticated: usize,
     max_frame: usize,
     outbound_queue: usize,
@@ -224,9 +225,8 @@ impl<Req, Resp, Ev> Server<Req, Resp, Ev> {
         let listener = listen(&socket_path)?;
         let socket = SocketFile::record(socket_path);
 
-        let max_pre_auth = config.max_pre_auth.min(Semaphore::MAX_PERMITS);
         let max_authenticated = config.max_authenticated.min(Semaphore::MAX_PERMITS);
-        let pre_auth = Arc::new(Semaphore::new(max_pre_auth));
+        let pre_auth = PreAuthSlots::new(config.max_pre_auth);
         let authenticated = Arc::new(Semaphore::new(max_authenticated));
         let cancel = CancellationToken::new();
         let (incoming_tx, incoming) = mpsc::channel(INCOMING_QUEUE);
@@ -251,7 +251,6 @@ impl<Req, Resp, Ev> Server<Req, Resp, Ev> {
             cancel,
             pre_auth,
             authenticated,
-            max_pre_auth,
             max_authenticated,
             max_frame: config.max_frame_length,
             outbound_queue: config.outbound_queue,
@@ -293,9 +292,7 @@ impl<Req, Resp, Ev> Server<Req, Resp, Ev> {
     /// How many connections are in their handshake, and how many are authenticated.
     pub fn stats(&self) -> ServerStats {
         ServerStats {
-            pre_auth: self
-                .max_pre_auth
-                .saturating_sub(self.pre_auth.available_permits()),
+            pre_auth: self.pre_auth.in_use(),
             authenticated: self
                 .max_authenticated
                 .saturating_sub(self.authenticated.available_permits()),
@@ -485,7 +482,7 @@ struct Ctx {
     version_rule: VersionRule,
     handshake_timeout: Duration,
     policy: PeerPolicy,
-    pre_auth: Arc<Semaphore>,
+    pre_auth: Arc<PreAuthSlots>,
     authenticated: Arc<Semaphore>,
     max_authenticated: usize,
     incoming: mpsc::Sender<Authenticated>,
@@ -521,7 +518,7 @@ impl Ctx {
 struct Unauthenticated {
     stream: Stream,
     peer: PeerInfo,
-    pre_auth_slot: OwnedSemaphorePermit,
+    pre_auth_slot: PreAuthSlot,
 }
 
 /// A connection that passed the handshake and holds an authenticated slot; it becomes a
@@ -546,7 +543,7 @@ impl Unauthenticated {
             version: ctx.version,
             version_rule: ctx.version_rule,
         };
-        let outcome = tokio::time::timeout(ctx.handshake_timeout, async {
+        let handshake = tokio::time::timeout(ctx.handshake_timeout, async {
             let mut reader = FrameReader::new(&stream, PRE_AUTH_MAX_FRAME);
             let mut writer = FrameWriter::new(&stream, PRE_AUTH_MAX_FRAME);
             let client_version = server_handshake(&mut reader, &mut writer, &params).await?;
@@ -565,8 +562,12 @@ impl Unauthenticated {
                 .await?;
             let (_, leftover) = reader.into_parts();
             Ok((client_version, leftover, slot))
-        })
-        .await;
+        });
+        let outcome = tokio::select! {
+            biased;
+            () = pre_auth_slot.evicted() => Ok(Err(HandshakeError::Evicted)),
+            outcome = handshake => outcome,
+        };
         drop(pre_auth_slot);
         let (client_version, leftover, slot) =
             outcome.map_err(|_| HandshakeError::Timeout(ctx.handshake_timeout))??;
@@ -605,15 +606,28 @@ async fn accept_loop(listener: Listener, ctx: Arc<Ctx>) {
                 continue;
             }
         };
-        // Never queue behind idle strangers: no free pre-auth slot means close now.
-        let Ok(pre_auth_slot) = Arc::clone(&ctx.pre_auth).try_acquire_owned() else {
-            ctx.log_failure(
-                "closed a connection at once",
-                &"every pre-authentication slot is taken",
-                Some(&peer),
-                false,
-            );
-            continue;
+        // Never queue behind idle strangers: with every pre-auth slot taken, the oldest
+        // stranger makes room.
+        let pre_auth_slot = match ctx.pre_auth.take() {
+            Some(Taken::Free(slot)) => slot,
+            Some(Taken::Evicted(slot)) => {
+                ctx.log_failure(
+                    "closed the oldest connection in its handshake",
+                    &"every pre-authentication slot is taken",
+                    Some(&peer),
+                    false,
+                );
+                slot
+            }
+            None => {
+                ctx.log_failure(
+                    "closed a connection at once",
+                    &"no pre-authentication slots are configured",
+                    Some(&peer),
+                    false,
+                );
+                continue;
+            }
         };
         let connection = Unauthenticated {
             stream,
