@@ -6,10 +6,16 @@
 //!   the first failing step and prints that step's output.
 //! - `tidy`: only the tidy checks.
 //! - `bench [--quick]`: release-mode measurements (see the README's benchmark table).
+//! - `stress [--rounds N] [--seed S]`: the crash-safety test at length (50 rounds of
+//!   SIGKILL at random moments of a mixed write workload), in release mode.
+//! - `fuzz [<target>|all] [--seconds N]`: the cargo-fuzz targets of `crates/latch-fuzz`;
+//!   with no target, lists them.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod fuzz;
+mod stress;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +46,8 @@ fn run() -> Result<()> {
             report_tidy(&problems)
         }
         Some("bench") => bench::run(&root, &args[1..]),
+        Some("fuzz") => fuzz::run(&root, &args[1..]),
+        Some("stress") => stress::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             println!("{HELP}");
             Ok(())
@@ -54,7 +62,11 @@ usage: cargo xtask <task>
 tasks:
   ci             fmt --check, clippy -D warnings, tests, docs -D warnings, tidy
   tidy           the tidy checks alone
-  bench [--quick] release-mode measurements against their floors";
+  bench [--quick] release-mode measurements against their floors
+  stress [--rounds N] [--seed S]
+                 crash safety: N (50) rounds of SIGKILL under writes, release mode
+  fuzz [<target>|all] [--seconds N]
+                 run cargo-fuzz targets (default 60 s each); no target: list them";
 
 /// The workspace root: the parent of this crate's manifest directory.
 fn project_root() -> PathBuf {

@@ -289,7 +289,12 @@ impl DaemonConfig {
                 reason: reason.to_owned(),
             })
         };
-        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log_level) {
+        // Field values are matched literally: a regex could take unbounded time and memory
+        // to compile (fuzzing found a 130-byte one that took half a minute).
+        if let Err(e) = tracing_subscriber::EnvFilter::builder()
+            .with_regex(false)
+            .parse(&self.log_level)
+        {
             return Err(ConfigError::Invalid {
                 path: None,
                 key: "log_level",
@@ -373,6 +378,16 @@ mod tests {
         assert_eq!(line_and_column(text, 6), (2, 1));
         assert_eq!(line_and_column(text, 8), (2, 3));
         assert_eq!(line_and_column(text, 999), (3, 1));
+    }
+
+    #[test]
+    fn log_filter_field_values_are_literal_not_regexes() {
+        // `(` is not a regex: accepted only because values are matched literally.
+        let text = "log_level = \"latch_auth[{user=(}]=debug\"\n";
+        assert!(DaemonConfig::from_toml(text, Path::new("x.toml")).is_ok());
+        // Found by fuzzing: compiled as a regex, this value took half a minute.
+        let slow = "log_level = \"tch[s{c$$$$=y4....```````````````............................................._ti.#$bypass_log--}$$,$$$$$$$$$)$$$:$$$$$B\u{706}et\"";
+        let _ = DaemonConfig::from_toml(slow, Path::new("x.toml"));
     }
 
     #[test]

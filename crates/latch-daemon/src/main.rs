@@ -106,7 +106,9 @@ fn init_logging(flag: Option<&str>, configured: &str) -> anyhow::Result<()> {
         (None, Some(env)) => (env, "RUST_LOG"),
         (None, None) => (configured.to_owned(), "log_level"),
     };
+    // Field values literal, as in `DaemonConfig::validate`: no regex compilation.
     let filter = EnvFilter::builder()
+        .with_regex(false)
         .parse(&filter)
         .with_context(|| format!("invalid {origin} {filter:?}"))?;
     tracing_subscriber::fmt()
