@@ -909,6 +909,25 @@ impl AuthManager {
     /// invalid; the reason is deliberately not returned.
     #[must_use]
     pub fn validate_access_token(&self, token: &str) -> Option<ValidatedToken> {
+        self.validate_access_token_with(token, |rt, user| ValidatedToken {
+            user_id: user.id.clone(),
+            refresh_token_id: rt.id.clone(),
+            token_type: rt.token_type,
+            name: user.name.clone(),
+            is_owner: user.is_owner,
+            is_admin: user.is_admin(),
+            local_only: user.local_only,
+        })
+    }
+
+    /// [`AuthManager::validate_access_token`], answering with what `answer` makes of the
+    /// token's refresh token and (active) user, read in place under the store's read
+    /// lock: a caller that needs a few fields copies only those. `answer` must be quick.
+    pub fn validate_access_token_with<R>(
+        &self,
+        token: &str,
+        answer: impl FnOnce(&RefreshToken, &User) -> R,
+    ) -> Option<R> {
         let now = self.now();
         {
             let verified = self.inner.verified.read();
@@ -916,7 +935,7 @@ impl AuthManager {
                 && !hit.claims.is_expired_at(now)
             {
                 return self
-                    .validated(hit.refresh_token_id.as_str(), |_| true)
+                    .validated(hit.refresh_token_id.as_str(), |_| true, answer)
                     .flatten();
             }
         }
@@ -926,13 +945,17 @@ impl AuthManager {
             return None;
         };
         let mut claims = None;
-        let found = self.validated(iss, |rt| {
-            claims = self.verify_with_cached_key(&unverified, rt, now);
-            claims.is_some()
-        });
+        let found = self.validated(
+            iss,
+            |rt| {
+                claims = self.verify_with_cached_key(&unverified, rt, now);
+                claims.is_some()
+            },
+            answer,
+        );
         match (&found, claims) {
-            (Some(valid), Some(claims)) => self.remember_verified(token, valid, claims),
-            (Some(_), None) => {}
+            (Some(Some(_)), Some(claims)) => self.remember_verified(token, iss, claims),
+            (Some(_), _) => {}
             (None, _) => {
                 let _ = unverified.reject_unknown_issuer(now);
             }
@@ -940,35 +963,23 @@ impl AuthManager {
         found.flatten()
     }
 
-    /// Looks the refresh token `id` up and answers for its user if `verify` accepts the
-    /// token and the user is active: `None` when there is no such refresh token,
-    /// `Some(None)` when it refuses.
-    fn validated(
+    /// Looks the refresh token `id` up and answers for it and its user with `answer` if
+    /// `verify` accepts the token and the user is active: `None` when there is no such
+    /// refresh token, `Some(None)` when it refuses.
+    fn validated<R>(
         &self,
         id: &str,
         verify: impl FnOnce(&RefreshToken) -> bool,
-    ) -> Option<Option<ValidatedToken>> {
+        answer: impl FnOnce(&RefreshToken, &User) -> R,
+    ) -> Option<Option<R>> {
         self.inner.store.with_refresh_token(id, |rt, user| {
-            (verify(rt) && user.is_active).then(|| ValidatedToken {
-                user_id: user.id.clone(),
-                refresh_token_id: rt.id.clone(),
-                token_type: rt.token_type,
-                name: user.name.clone(),
-                is_owner: user.is_owner,
-                is_admin: user.is_admin(),
-                local_only: user.local_only,
-            })
+            (verify(rt) && user.is_active).then(|| answer(rt, user))
         })
     }
 
-    /// Keeps a token that verified (and whose user was active) in the verified cache.
-    fn remember_verified(
-        &self,
-        token: &str,
-        valid: &Option<ValidatedToken>,
-        claims: latch_token::Claims,
-    ) {
-        let Some(valid) = valid else { return };
+    /// Keeps a token that verified (and whose user was active) in the verified cache;
+    /// `refresh_token_id` is the one it names (and was verified against).
+    fn remember_verified(&self, token: &str, refresh_token_id: &str, claims: latch_token::Claims) {
         let max = self.inner.verified_cache_max;
         if max == 0 {
             return;
@@ -980,7 +991,7 @@ impl AuthManager {
         cache.insert(
             token.into(),
             Verified {
-                refresh_token_id: valid.refresh_token_id.clone(),
+                refresh_token_id: refresh_token_id.into(),
                 claims,
             },
         );

@@ -181,20 +181,20 @@ impl Handler {
     }
 
     fn validate(&self, access_token: &str, remote_ip: Option<IpAddr>) -> Answer {
-        let invalid = || err(&AuthError::InvalidAccessToken);
-        let v = self
-            .manager
-            .validate_access_token(access_token)
-            .ok_or_else(invalid)?;
-        let user = self.manager.user(v.user_id.as_str()).ok_or_else(invalid)?;
-        if let Some(reason) = AuthManager::user_not_allowed(&user, remote_ip) {
-            return Err(err(&AuthError::AccessDenied(reason.to_owned())));
-        }
-        Ok(Response::Validated(ValidatedToken {
-            user: convert::user_summary(&user),
-            refresh_token_id: v.refresh_token_id.as_str().to_owned(),
-            token_type: v.token_type.into(),
-        }))
+        // The answer is built from the stored user in place: no copy of the whole user.
+        let answer =
+            self.manager
+                .validate_access_token_with(access_token, |rt, user| {
+                    match AuthManager::user_not_allowed(user, remote_ip) {
+                        Some(reason) => Err(err(&AuthError::AccessDenied(reason.to_owned()))),
+                        None => Ok(Response::Validated(ValidatedToken {
+                            user: convert::user_summary(user),
+                            refresh_token_id: rt.id.as_str().to_owned(),
+                            token_type: rt.token_type.into(),
+                        })),
+                    }
+                });
+        answer.unwrap_or_else(|| Err(err(&AuthError::InvalidAccessToken)))
     }
 
     /// Answers one request (Subscribe and Unsubscribe belong to the connection).
