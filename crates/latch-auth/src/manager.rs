@@ -163,7 +163,10 @@ pub(crate) struct Inner {
     /// rule as a full verification, so no entry outlives its token. Entries of a removed
     /// refresh token go with it; the whole cache is dropped when it would outgrow
     /// `verified_cache_max` (0: no cache).
-    verified: parking_lot::RwLock<HashMap<Box<str>, Verified>>,
+    /// (Hashed with foldhash, seeded per process: only tokens that verified are ever
+    /// inserted, so there is no flooding to resist, and hashing ~200 bytes with SipHash
+    /// would be a tenth of a validation.)
+    verified: parking_lot::RwLock<HashMap<Box<str>, Verified, foldhash::quality::RandomState>>,
     verified_cache_max: usize,
     pub(crate) version: String,
     pub(crate) access_token_lifetime_secs: u64,
@@ -237,7 +240,7 @@ impl AuthManager {
             revoke_callbacks: Mutex::new(HashMap::new()),
             next_callback: AtomicU64::new(1),
             key_cache: parking_lot::RwLock::new(HashMap::new()),
-            verified: parking_lot::RwLock::new(HashMap::new()),
+            verified: parking_lot::RwLock::new(HashMap::default()),
             verified_cache_max: options.verified_cache_size,
             version: options.version,
             access_token_lifetime_secs: options.access_token_lifetime_secs,

@@ -23,8 +23,9 @@ pub const MAX_FRAME: usize = 1024 * 1024;
 /// Size of the length prefix.
 pub const LENGTH_PREFIX_LEN: usize = 4;
 
-/// Initial buffer for an encoded message.
-const ENCODE_CAPACITY: usize = 128;
+/// Initial buffer for an encoded message: room for a validation answer (a user summary)
+/// without growing.
+const ENCODE_CAPACITY: usize = 256;
 /// Most bytes asked of the socket in one read.
 const READ_CHUNK: usize = 8 * 1024;
 /// Queued output is written once it reaches this size.
