@@ -82,7 +82,8 @@ struct Live {
 struct Pending {
     /// The reader has stopped: nothing more will be answered.
     closed: bool,
-    waiting: HashMap<u64, oneshot::Sender<Answer>>,
+    /// By request id (ids are this client's own counter: a fast hash will do).
+    waiting: HashMap<u64, oneshot::Sender<Answer>, foldhash::fast::RandomState>,
 }
 
 impl Live {
