@@ -51,6 +51,18 @@ async fn person_with_access_token(h: &Harness) -> (User, RefreshToken, AccessTok
     (user, token, access)
 }
 
+/// Stores `user` with `is_active` set as given, straight into the store (as Home
+/// Assistant 2025 leaves a deactivated user: tokens kept).
+async fn store_active(h: &Harness, user: &User, active: bool) {
+    let mut changed = user.clone();
+    changed.is_active = active;
+    h.manager
+        .store()
+        .commit(vec![Change::PutUser(changed)])
+        .await
+        .unwrap();
+}
+
 fn at_day(days: i64) -> Option<f64> {
     #[allow(clippy::cast_precision_loss)]
     Some((T0 + days * DAY) as f64)
@@ -289,21 +301,9 @@ async fn a_validated_token_is_refused_once_its_user_is_deactivated() {
     let h = Harness::new();
     let (user, _, access) = person_with_access_token(&h).await;
     assert!(h.manager.validate_access_token(&access.token).is_some());
-    let mut inactive = user.clone();
-    inactive.is_active = false;
-    h.manager
-        .store()
-        .commit(vec![Change::PutUser(inactive)])
-        .await
-        .unwrap();
+    store_active(&h, &user, false).await;
     assert!(h.manager.validate_access_token(&access.token).is_none());
-    let mut active = user.clone();
-    active.is_active = true;
-    h.manager
-        .store()
-        .commit(vec![Change::PutUser(active)])
-        .await
-        .unwrap();
+    store_active(&h, &user, true).await;
     assert!(h.manager.validate_access_token(&access.token).is_some());
 }
 
@@ -358,13 +358,7 @@ async fn access_tokens_of_an_inactive_user_do_not_validate() {
     let h = Harness::new();
     let (user, _, access) = person_with_access_token(&h).await;
     // A store as Home Assistant 2025 leaves it: an inactive user who kept their tokens.
-    let mut inactive = user.clone();
-    inactive.is_active = false;
-    h.manager
-        .store()
-        .commit(vec![Change::PutUser(inactive)])
-        .await
-        .unwrap();
+    store_active(&h, &user, false).await;
     assert!(h.manager.validate_access_token(&access.token).is_none());
 }
 
@@ -1034,13 +1028,7 @@ async fn refresh_for_an_inactive_user_is_access_denied() {
     let user = person(&h).await;
     let token = normal_token(&h, &user).await;
     // A store as Home Assistant 2025 leaves it: an inactive user who kept their tokens.
-    let mut inactive = user.clone();
-    inactive.is_active = false;
-    h.manager
-        .store()
-        .commit(vec![Change::PutUser(inactive)])
-        .await
-        .unwrap();
+    store_active(&h, &user, false).await;
 
     let result = h
         .manager
