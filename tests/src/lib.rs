@@ -1,8 +1,9 @@
 //! latch-tests: the harness of latch's end-to-end tests (the tests are in `tests/`).
 //!
-//! One job: run the real `latchd` and `latch` binaries in a temporary home and let a
-//! test talk to them, through the command line (arguments, stdin lines, exit code,
-//! stdout, stderr) and through `latch-client` on the real socket. It holds no auth logic
+//! One job: run the real `latchd`, `latch` and `latch-http` binaries in a temporary
+//! home and let a test talk to them, through the command line (arguments, stdin lines,
+//! exit code, stdout, stderr), through `latch-client` on the real socket, and over HTTP
+//! ([`http`] starts `latch-http` on a loopback port). It holds no auth logic
 //! and no test of its own, and touches nothing outside the temporary directories it
 //! creates: a [`Home`] removes its directory when dropped, and a [`Daemon`] guard
 //! kills its `latchd` when dropped. Nothing here sleeps to wait for something: every
@@ -10,7 +11,7 @@
 //!
 //! The binaries are the ones cargo builds next to the test executable
 //! (`target/<profile>/`): [`binaries`] runs `cargo build -p latch-daemon -p latch-cli
-//! --bins` once per test process (a no-op when they are up to date).
+//! -p latch-http --bins` once per test process (a no-op when they are up to date).
 //!
 //! It also carries an RFC 6238 TOTP written from the RFCs ([`totp`]), so tests compute
 //! codes independently of latch's own TOTP module and of the library it uses, and the
@@ -32,6 +33,7 @@
 //! assert!(log.contains("latchd stopped"));
 //! ```
 
+pub mod http;
 pub mod raw;
 pub mod totp;
 
@@ -80,6 +82,8 @@ pub struct Binaries {
     pub latchd: PathBuf,
     /// `latch`.
     pub latch: PathBuf,
+    /// `latch-http`.
+    pub latch_http: PathBuf,
 }
 
 /// The `latchd` and `latch` binaries of this build: `target/<profile>/`, found from the
@@ -100,13 +104,15 @@ pub fn binaries() -> &'static Binaries {
         let found = Binaries {
             latchd: dir.join(exe_name("latchd")),
             latch: dir.join(exe_name("latch")),
+            latch_http: dir.join(exe_name("latch-http")),
         };
-        let present = found.latchd.is_file() && found.latch.is_file();
+        let present =
+            found.latchd.is_file() && found.latch.is_file() && found.latch_http.is_file();
         build_binaries(&dir, present);
-        for bin in [&found.latchd, &found.latch] {
+        for bin in [&found.latchd, &found.latch, &found.latch_http] {
             assert!(
                 bin.is_file(),
-                "{} is missing after the build: run `cargo build -p latch-daemon -p latch-cli --bins`",
+                "{} is missing after the build: run `cargo build -p latch-daemon -p latch-cli -p latch-http --bins`",
                 bin.display()
             );
         }
@@ -136,7 +142,16 @@ fn profile_dir() -> PathBuf {
 fn build_binaries(profile_dir: &Path, present: bool) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let mut command = Command::new(cargo);
-    command.args(["build", "-p", "latch-daemon", "-p", "latch-cli", "--bins"]);
+    command.args([
+        "build",
+        "-p",
+        "latch-daemon",
+        "-p",
+        "latch-cli",
+        "-p",
+        "latch-http",
+        "--bins",
+    ]);
     match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => {}
         Some("release") => {
@@ -152,9 +167,9 @@ fn build_binaries(profile_dir: &Path, present: bool) {
     command.current_dir(env!("CARGO_MANIFEST_DIR"));
     match command.status() {
         Ok(status) if status.success() => {}
-        Ok(status) => panic!("building latchd and latch failed ({status})"),
+        Ok(status) => panic!("building latchd, latch and latch-http failed ({status})"),
         Err(_) if present => {}
-        Err(e) => panic!("cannot run cargo to build latchd and latch: {e}"),
+        Err(e) => panic!("cannot run cargo to build latchd, latch and latch-http: {e}"),
     }
 }
 
@@ -302,6 +317,13 @@ impl Home {
     #[must_use]
     pub fn join(&self, relative: impl AsRef<Path>) -> PathBuf {
         self.home.join(relative)
+    }
+
+    /// A path for a file of the test (a log, a certificate) beside the home, removed
+    /// with it.
+    #[must_use]
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
     }
 
     /// Writes `<home>/latch.toml`.

@@ -16,12 +16,26 @@ mod events;
 mod files;
 #[path = "e2e/home_assistant.rs"]
 mod home_assistant;
+#[path = "e2e/http_app.rs"]
+mod http_app;
+#[path = "e2e/http_fixtures.rs"]
+mod http_fixtures;
+#[path = "e2e/http_ops.rs"]
+mod http_ops;
+#[path = "e2e/http_support.rs"]
+mod http_support;
 // Reads the daemon's memory and CPU time from /proc.
 #[cfg(target_os = "linux")]
 #[path = "e2e/hostile.rs"]
 mod hostile;
+#[path = "e2e/large_store.rs"]
+mod large_store;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
+#[path = "e2e/limits.rs"]
+mod limits;
+#[path = "e2e/multi_host.rs"]
+mod multi_host;
 #[path = "e2e/readme.rs"]
 mod readme;
 

@@ -5,7 +5,8 @@
 //!   docs (warnings denied) and the tidy checks, one summary line per step; it stops at
 //!   the first failing step and prints that step's output.
 //! - `tidy`: only the tidy checks.
-//! - `bench [--quick]`: release-mode measurements (see the README's benchmark table).
+//! - `bench [--quick] [--only GROUPS] [--peer home-assistant]`: release-mode measurements
+//!   (see the README's benchmark table).
 //! - `stress [--rounds N] [--seed S]`: the crash-safety test at length (50 rounds of
 //!   SIGKILL at random moments of a mixed write workload), in release mode.
 //! - `fuzz [<target>|all] [--seconds N]`: the cargo-fuzz targets of `crates/latch-fuzz`;
@@ -62,7 +63,8 @@ usage: cargo xtask <task>
 tasks:
   ci             fmt --check, clippy -D warnings, tests, docs -D warnings, tidy
   tidy           the tidy checks alone
-  bench [--quick] release-mode measurements against their floors
+  bench [--quick] [--only GROUPS] [--peer home-assistant]
+                 release-mode measurements against their floors (and Home Assistant)
   stress [--rounds N] [--seed S]
                  crash safety: N (50) rounds of SIGKILL under writes, release mode
   fuzz [<target>|all] [--seconds N]

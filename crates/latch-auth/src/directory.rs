@@ -38,4 +38,16 @@ impl Directory for StoreDirectory {
                 .collect()
         })
     }
+
+    fn credential_by_username(
+        &self,
+        provider_type: &str,
+        provider_id: Option<&str>,
+        normalized: &str,
+    ) -> Option<Credentials> {
+        self.store.read(|d| {
+            d.credential_by_username(provider_type, provider_id, normalized)
+                .cloned()
+        })
+    }
 }

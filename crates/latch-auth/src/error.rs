@@ -83,6 +83,22 @@ pub enum AuthError {
         /// When the lockout ends.
         until: DateTime<Utc>,
     },
+    /// A value past its length cap, or a name with a control character
+    /// ([`latch_models::limits`]). The message names the field and the limit.
+    #[error(transparent)]
+    Limit(#[from] latch_models::limits::LimitError),
+    /// The authorization code is unknown, used, expired or was issued to another client.
+    #[error("invalid authorization code")]
+    InvalidCode,
+    /// The authorization code is bound to a PKCE challenge and no verifier came.
+    #[error("a code verifier is required")]
+    CodeVerifierRequired,
+    /// The PKCE verifier is malformed or does not match the code's challenge.
+    #[error("invalid code verifier")]
+    InvalidCodeVerifier,
+    /// A PKCE verifier came for a code issued without a challenge.
+    #[error("a code verifier was given but the code has no challenge")]
+    UnexpectedCodeVerifier,
     /// A refresh-token creation rule refused.
     #[error(transparent)]
     Token(#[from] TokenError),

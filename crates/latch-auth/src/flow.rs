@@ -12,10 +12,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use latch_models::limits::{self, MAX_FORM_VALUE_BYTES, MAX_ID_BYTES, MAX_URL_BYTES};
 use latch_models::{Credentials, RefreshTokenId, Secret, User, UserId};
 use latch_provider::{
-    AbortReason, AuthProvider, ErrorKey, FlowContext, FlowId, Form, FormField, LoginStep,
-    MfaModule, MfaSetupFlow, SetupStep,
+    AbortReason, AuthProvider, CodeVerdict, ErrorKey, FlowContext, FlowId, Form, FormField,
+    LoginStep, MfaModule, MfaSetupFlow, SetupStep,
 };
 use latch_token::NewRefreshToken;
 use parking_lot::Mutex;
@@ -24,7 +25,7 @@ use serde_json::{Map, Value};
 use crate::error::AuthError;
 use crate::events::AuthEvent;
 use crate::manager::{AccessToken, AuthManager};
-use crate::throttle::Verdict;
+use crate::throttle::username_key;
 
 /// MFA must be answered within this long of the flow's creation.
 pub const MFA_SESSION_EXPIRATION: TimeDelta = TimeDelta::minutes(5);
@@ -90,6 +91,60 @@ pub enum FlowOutcome {
         /// The tokens.
         tokens: IssuedTokens,
     },
+    /// An authorization-code flow (see [`AuthManager::start_code_flow`]) authenticated
+    /// the person. No code is issued before the caller says whether `redirect_uri` may
+    /// receive one for `client_id` ([`AuthManager::authorize_code_flow`]).
+    CheckRedirect {
+        /// The flow.
+        flow_id: FlowId,
+        /// Its provider.
+        handler: FlowHandler,
+        /// The flow's client.
+        client_id: String,
+        /// Where the client wants the code.
+        redirect_uri: String,
+    },
+    /// An authorization-code flow ended with a code (single use, for the flow's client,
+    /// valid for [`crate::AUTH_CODE_LIFETIME`]).
+    Code {
+        /// The flow.
+        flow_id: FlowId,
+        /// Its provider.
+        handler: FlowHandler,
+        /// The authorization code.
+        code: Secret,
+    },
+    /// An authorization-code flow ended without a code after authenticating.
+    Refused {
+        /// The flow.
+        flow_id: FlowId,
+        /// Its provider.
+        handler: FlowHandler,
+        /// Why.
+        refusal: CodeRefusal,
+    },
+}
+
+/// Why an authorization-code flow issued no code after the person authenticated
+/// (Home Assistant's 403 answers of `POST /auth/login_flow/{flow_id}`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodeRefusal {
+    /// The redirect URI is not allowed for the client.
+    InvalidRedirectUri,
+    /// The user may not log in from here: Home Assistant's reason.
+    LoginBlocked(&'static str),
+}
+
+/// How a finished login flow delivers its result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// Tokens, at once (latch's socket API).
+    Tokens,
+    /// An authorization code, after a redirect check (Home Assistant's HTTP API).
+    Code {
+        /// A PKCE S256 challenge the code is bound to.
+        code_challenge: Option<String>,
+    },
 }
 
 /// Where an MFA setup flow stands after a step.
@@ -120,7 +175,7 @@ pub enum SetupOutcome {
     },
 }
 
-enum Stage {
+pub(crate) enum Stage {
     Provider {
         step_id: String,
     },
@@ -134,15 +189,24 @@ enum Stage {
         module: Arc<dyn MfaModule>,
         invalid: u32,
     },
+    /// An authorization-code flow whose person is authenticated, waiting for the
+    /// caller's redirect check.
+    AwaitRedirect {
+        credentials: Credentials,
+    },
 }
 
 pub(crate) struct LoginFlow {
-    provider: Arc<dyn AuthProvider>,
-    ctx: FlowContext,
-    created_at: DateTime<Utc>,
-    stage: Stage,
-    form: Form,
-    username: Option<String>,
+    pub(crate) provider: Arc<dyn AuthProvider>,
+    pub(crate) ctx: FlowContext,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) stage: Stage,
+    pub(crate) form: Form,
+    /// The username as typed, [echoed](limits::echo): what events show.
+    pub(crate) username: Option<String>,
+    /// The throttle's key name for that username.
+    pub(crate) throttle_name: Option<String>,
+    pub(crate) delivery: Delivery,
 }
 
 pub(crate) struct SetupFlowEntry {
@@ -151,16 +215,16 @@ pub(crate) struct SetupFlowEntry {
     flow: Box<dyn MfaSetupFlow>,
 }
 
-struct Slot<T> {
+pub(crate) struct Slot<T> {
     created_at: DateTime<Utc>,
     value: Arc<tokio::sync::Mutex<T>>,
 }
 
 /// The flows in progress, bounded in age and number.
 pub(crate) struct FlowTable {
-    ttl: TimeDelta,
+    pub(crate) ttl: TimeDelta,
     max: usize,
-    login: Mutex<HashMap<FlowId, Slot<LoginFlow>>>,
+    pub(crate) login: Mutex<HashMap<FlowId, Slot<LoginFlow>>>,
     setup: Mutex<HashMap<FlowId, Slot<SetupFlowEntry>>>,
 }
 
@@ -174,7 +238,7 @@ impl FlowTable {
         }
     }
 
-    fn insert<T>(
+    pub(crate) fn insert<T>(
         map: &Mutex<HashMap<FlowId, Slot<T>>>,
         ttl: TimeDelta,
         max: usize,
@@ -205,7 +269,7 @@ impl FlowTable {
         (id, value)
     }
 
-    fn get<T>(
+    pub(crate) fn get<T>(
         map: &Mutex<HashMap<FlowId, Slot<T>>>,
         ttl: TimeDelta,
         now: DateTime<Utc>,
@@ -227,7 +291,7 @@ impl FlowTable {
     }
 }
 
-fn handler_of(provider: &dyn AuthProvider) -> FlowHandler {
+pub(crate) fn handler_of(provider: &dyn AuthProvider) -> FlowHandler {
     FlowHandler {
         provider_type: provider.provider_type().to_owned(),
         provider_id: provider.id().map(str::to_owned),
@@ -240,17 +304,20 @@ fn mfa_form(module: &dyn MfaModule) -> Form {
         .with_placeholder("mfa_module_id", module.id())
 }
 
+/// The MFA choice. Its field is not required, as Home Assistant's schema (a plain key)
+/// has it: without a choice the form comes back with `invalid_auth_module`.
 fn select_form(modules: &[Arc<dyn MfaModule>]) -> Form {
-    Form::new(
-        "select_mfa_module",
-        vec![FormField::select(
+    let choice = FormField {
+        required: false,
+        ..FormField::select(
             "multi_factor_auth_module",
             modules
                 .iter()
                 .map(|m| (m.id().to_owned(), m.name().to_owned()))
                 .collect(),
-        )],
-    )
+        )
+    };
+    Form::new("select_mfa_module", vec![choice])
 }
 
 impl AuthManager {
@@ -276,19 +343,40 @@ impl AuthManager {
     ///
     /// # Errors
     /// [`AuthError::InvalidHandler`] for an unknown provider or one that refuses to start
-    /// here (one answer for both); [`AuthError::InvalidRequest`] without a client id.
+    /// here (one answer for both); [`AuthError::InvalidRequest`] without a client id;
+    /// [`AuthError::Limit`] for a client id or redirect URI longer than 2,048 bytes.
     pub async fn start_login_flow(
         &self,
         provider_type: &str,
         provider_id: Option<&str>,
         ctx: FlowContext,
     ) -> Result<FlowOutcome, AuthError> {
+        self.start_flow(provider_type, provider_id, ctx, Delivery::Tokens)
+            .await
+    }
+
+    /// Starts a flow of either delivery. A token flow starts only with a provider that
+    /// can serve the context's address; a code flow starts with any provider, whose
+    /// first step then refuses (Home Assistant 2024.3's answer).
+    pub(crate) async fn start_flow(
+        &self,
+        provider_type: &str,
+        provider_id: Option<&str>,
+        ctx: FlowContext,
+        delivery: Delivery,
+    ) -> Result<FlowOutcome, AuthError> {
         if ctx.client_id.as_deref().is_none_or(str::is_empty) {
             return Err(AuthError::InvalidRequest("a client id is required".into()));
         }
+        if let Some(client_id) = &ctx.client_id {
+            limits::check_len("client id", client_id, MAX_URL_BYTES)?;
+        }
+        if let Some(redirect_uri) = &ctx.redirect_uri {
+            limits::check_len("redirect uri", redirect_uri, MAX_URL_BYTES)?;
+        }
         let provider = self
             .provider(provider_type, provider_id)
-            .filter(|p| p.can_start_login(&ctx))
+            .filter(|p| delivery != Delivery::Tokens || p.can_start_login(&ctx))
             .ok_or(AuthError::InvalidHandler)?;
         let step = provider
             .login_step("init", None, &ctx, &self.inner.dir)
@@ -303,6 +391,8 @@ impl AuthManager {
             },
             form: Form::default(),
             username: None,
+            throttle_name: None,
+            delivery,
         };
         let (flow_id, slot) = FlowTable::insert(
             &self.inner.flows.login,
@@ -321,24 +411,47 @@ impl AuthManager {
     ///
     /// # Errors
     /// [`AuthError::FlowNotFound`], [`AuthError::FlowBusy`], [`AuthError::IpChanged`],
-    /// [`AuthError::InputMalformed`] (the flow stays as it was).
+    /// [`AuthError::InputMalformed`], [`AuthError::Limit`] for a value longer than
+    /// 1,024 bytes (the flow stays as it was; nothing is checked or counted).
     pub async fn continue_login_flow(
         &self,
         flow_id: &str,
         input: Map<String, Value>,
         remote_ip: Option<IpAddr>,
     ) -> Result<FlowOutcome, AuthError> {
+        self.continue_flow(flow_id, input, remote_ip, false).await
+    }
+
+    /// Continues a flow of the delivery asked for (`code`): a flow of the other kind is
+    /// not found, so neither API can finish the other's flows.
+    pub(crate) async fn continue_flow(
+        &self,
+        flow_id: &str,
+        input: Map<String, Value>,
+        remote_ip: Option<IpAddr>,
+        code: bool,
+    ) -> Result<FlowOutcome, AuthError> {
+        limits::check_len("flow id", flow_id, MAX_ID_BYTES)?;
         let now = self.now();
         let slot = FlowTable::get(&self.inner.flows.login, self.inner.flows.ttl, now, flow_id)
             .ok_or(AuthError::FlowNotFound)?;
         let mut flow = slot.try_lock().map_err(|_| AuthError::FlowBusy)?;
+        if matches!(flow.delivery, Delivery::Code { .. }) != code {
+            return Err(AuthError::FlowNotFound);
+        }
         let flow_id = FlowId::from(flow_id);
         if flow.ctx.ip_address != remote_ip {
             return Err(AuthError::IpChanged);
         }
+        if matches!(flow.stage, Stage::AwaitRedirect { .. }) {
+            return Err(AuthError::InvalidRequest(
+                "the flow is waiting for its redirect check".into(),
+            ));
+        }
         if !flow.form.accepts(&input) {
             return Err(AuthError::InputMalformed);
         }
+        check_form_values(&input)?;
         let outcome = self.run_step(&flow_id, &mut flow, input).await;
         self.finish_outcome(&flow_id, outcome)
     }
@@ -358,16 +471,18 @@ impl AuthManager {
     }
 
     /// Removes a finished or aborted flow from the table.
-    fn finish_outcome(
+    pub(crate) fn finish_outcome(
         &self,
         flow_id: &FlowId,
         outcome: Result<FlowOutcome, AuthError>,
     ) -> Result<FlowOutcome, AuthError> {
-        let terminal = !matches!(outcome, Ok(FlowOutcome::Form { .. }))
-            && !matches!(
-                outcome,
-                Err(AuthError::InputMalformed | AuthError::IpChanged)
-            );
+        let terminal = !matches!(
+            outcome,
+            Ok(FlowOutcome::Form { .. } | FlowOutcome::CheckRedirect { .. })
+        ) && !matches!(
+            outcome,
+            Err(AuthError::InputMalformed | AuthError::IpChanged | AuthError::Limit(_))
+        );
         if terminal {
             self.inner.flows.login.lock().remove(flow_id);
         }
@@ -383,36 +498,27 @@ impl AuthManager {
         let handler = handler_of(flow.provider.as_ref());
         let source = flow.ctx.ip_address;
         if let Stage::Provider { .. } = flow.stage {
-            flow.username = input
-                .get("username")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
+            let typed = input.get("username").and_then(Value::as_str);
+            flow.username = typed.map(limits::echo);
+            flow.throttle_name = typed.map(username_key);
         }
         // Throttle every attempt that checks a secret.
-        if !matches!(flow.stage, Stage::SelectMfa { .. }) {
-            let verdict =
-                self.inner
-                    .throttle
-                    .lock()
-                    .check(flow.username.as_deref(), source, self.now());
-            match verdict {
-                Verdict::Allow => {}
-                Verdict::Delay(d) => tokio::time::sleep(d).await,
-                Verdict::Refuse { until, key } => {
-                    tracing::warn!(%key, %until, "login refused: locked out");
-                    self.fire(AuthEvent::LoginFailed {
-                        username: flow.username.clone(),
-                        provider_type: handler.provider_type.clone(),
-                        source,
-                        reason: "too_many_attempts".into(),
-                    });
-                    return Ok(FlowOutcome::Abort {
-                        flow_id: flow_id.clone(),
-                        handler,
-                        reason: AbortReason::TooManyAttempts,
-                    });
-                }
-            }
+        if !matches!(flow.stage, Stage::SelectMfa { .. })
+            && self
+                .throttle_attempt(
+                    flow.throttle_name.as_deref(),
+                    flow.username.clone(),
+                    source,
+                    &handler.provider_type,
+                )
+                .await
+                .is_err()
+        {
+            return Ok(FlowOutcome::Abort {
+                flow_id: flow_id.clone(),
+                handler,
+                reason: AbortReason::TooManyAttempts,
+            });
         }
         match std::mem::replace(
             &mut flow.stage,
@@ -463,6 +569,13 @@ impl AuthManager {
                 self.mfa_step(flow_id, flow, user, credentials, module, invalid, input)
                     .await
             }
+            // `continue_flow` refuses input for such a flow before it gets here.
+            stage @ Stage::AwaitRedirect { .. } => {
+                flow.stage = stage;
+                Err(AuthError::InvalidRequest(
+                    "the flow is waiting for its redirect check".into(),
+                ))
+            }
         }
     }
 
@@ -502,11 +615,13 @@ impl AuthManager {
                 form: flow.form.clone(),
             });
         }
-        if module.validate(&user.id, &input).await? {
-            return self.finish_login(flow_id, flow, credentials).await;
-        }
+        let error = match module.check(&user.id, &input).await? {
+            CodeVerdict::Accepted => return self.finish_login(flow_id, flow, credentials).await,
+            CodeVerdict::Invalid => ErrorKey::InvalidCode,
+            CodeVerdict::AlreadyUsed => ErrorKey::CodeAlreadyUsed,
+        };
         invalid += 1;
-        self.record_login_failure(flow, "invalid_code");
+        self.record_login_failure(flow, error.as_str());
         if invalid >= module.max_retry() && module.max_retry() > 0 {
             self.fire(AuthEvent::LoginFailed {
                 username: flow.username.clone(),
@@ -520,7 +635,7 @@ impl AuthManager {
                 reason: AbortReason::TooManyRetry,
             });
         }
-        flow.form = mfa_form(module.as_ref()).with_error(ErrorKey::InvalidCode);
+        flow.form = mfa_form(module.as_ref()).with_error(error);
         flow.stage = Stage::Mfa {
             user,
             credentials,
@@ -540,29 +655,14 @@ impl AuthManager {
 
     /// Counts a failed secret against the flow's username and source, firing
     /// `login_failed` and any `lockout_started`.
-    fn record_login_failure(&self, flow: &LoginFlow, reason: &str) {
-        let source = flow.ctx.ip_address;
-        let locked =
-            self.inner
-                .throttle
-                .lock()
-                .record_failure(flow.username.as_deref(), source, self.now());
-        tracing::warn!(
-            provider = flow.provider.provider_type(),
-            source = ?source,
+    pub(crate) fn record_login_failure(&self, flow: &LoginFlow, reason: &str) {
+        self.record_failed_attempt(
+            flow.throttle_name.as_deref(),
+            flow.username.clone(),
+            flow.ctx.ip_address,
+            flow.provider.provider_type(),
             reason,
-            "login failed"
         );
-        self.fire(AuthEvent::LoginFailed {
-            username: flow.username.clone(),
-            provider_type: flow.provider.provider_type().to_owned(),
-            source,
-            reason: reason.to_owned(),
-        });
-        for (key, until) in locked {
-            tracing::warn!(%key, %until, "lockout started");
-            self.fire(AuthEvent::LockoutStarted { key, until });
-        }
     }
 
     async fn after_provider_step(
@@ -646,6 +746,16 @@ impl AuthManager {
         credentials: Credentials,
     ) -> Result<FlowOutcome, AuthError> {
         let handler = handler_of(flow.provider.as_ref());
+        if let Delivery::Code { .. } = flow.delivery {
+            // The code waits for the caller's redirect check (code_flow.rs).
+            flow.stage = Stage::AwaitRedirect { credentials };
+            return Ok(FlowOutcome::CheckRedirect {
+                flow_id: flow_id.clone(),
+                handler,
+                client_id: flow.ctx.client_id.clone().unwrap_or_default(),
+                redirect_uri: flow.ctx.redirect_uri.clone().unwrap_or_default(),
+            });
+        }
         let source = flow.ctx.ip_address;
         let (user, credentials) = self
             .get_or_create_user(flow.provider.as_ref(), credentials)
@@ -687,7 +797,7 @@ impl AuthManager {
         self.inner
             .throttle
             .lock()
-            .record_success(flow.username.as_deref());
+            .record_success(flow.throttle_name.as_deref());
         tracing::info!(user_id = %user.id, provider = %handler.provider_type, source = ?source, "login succeeded");
         self.fire(AuthEvent::LoginSucceeded {
             user_id: user.id.clone(),
@@ -722,9 +832,7 @@ impl AuthManager {
         if user.system_generated {
             return Err(AuthError::SystemUser("system users cannot set up mfa"));
         }
-        let module = self
-            .mfa_module(module_id)
-            .ok_or_else(|| AuthError::MfaModuleNotFound(module_id.to_owned()))?;
+        let module = self.require_mfa_module(module_id)?;
         let flow = module.setup_flow(&user)?;
         let (flow_id, slot) = FlowTable::insert(
             &self.inner.flows.setup,
@@ -754,6 +862,8 @@ impl AuthManager {
         user_id: Option<&str>,
         input: Map<String, Value>,
     ) -> Result<SetupOutcome, AuthError> {
+        limits::check_len("flow id", flow_id, MAX_ID_BYTES)?;
+        check_form_values(&input)?;
         let slot = FlowTable::get(
             &self.inner.flows.setup,
             self.inner.flows.ttl,
@@ -767,9 +877,14 @@ impl AuthManager {
         }
         let step = entry.flow.step(Some(&input)).await;
         let module_id = entry.module_id.clone();
+        let flow_user = entry.user_id.clone();
         drop(entry);
         if matches!(step, Ok(SetupStep::Done { .. })) {
-            tracing::info!(user_id, module_id, "mfa enabled");
+            tracing::info!(user_id = %flow_user, module_id, "mfa enabled");
+            self.fire(AuthEvent::MfaEnabled {
+                user_id: flow_user,
+                module_id: module_id.clone(),
+            });
         }
         self.setup_outcome(FlowId::from(flow_id), &module_id, step)
     }
@@ -824,12 +939,23 @@ impl AuthManager {
         if user.system_generated {
             return Err(AuthError::SystemUser("system users cannot disable mfa"));
         }
-        let module = self
-            .mfa_module(module_id)
-            .ok_or_else(|| AuthError::MfaModuleNotFound(module_id.to_owned()))?;
+        let module = self.require_mfa_module(module_id)?;
+        let was_set_up = module.is_user_setup(&user.id);
         module.depose_user(&user.id).await?;
-        tracing::info!(user_id, module_id, "mfa disabled");
+        if was_set_up {
+            tracing::info!(user_id, module_id, "mfa disabled");
+            self.fire(AuthEvent::MfaDisabled {
+                user_id: user.id,
+                module_id: module.id().to_owned(),
+            });
+        }
         Ok(())
+    }
+
+    /// The MFA module with this id, or an error naming it (echoed).
+    fn require_mfa_module(&self, module_id: &str) -> Result<Arc<dyn MfaModule>, AuthError> {
+        self.mfa_module(module_id)
+            .ok_or_else(|| AuthError::MfaModuleNotFound(limits::echo(module_id)))
     }
 
     /// Issues a new set of recovery codes for `user_id` with `module_id`, invalidating
@@ -844,19 +970,36 @@ impl AuthManager {
         module_id: &str,
     ) -> Result<Vec<String>, AuthError> {
         let user = self.user(user_id).ok_or(AuthError::UserNotFound)?;
-        let module = self
-            .mfa_module(module_id)
-            .ok_or_else(|| AuthError::MfaModuleNotFound(module_id.to_owned()))?;
+        let module = self.require_mfa_module(module_id)?;
+        let module_id = module.id().to_owned();
         if !module.is_user_setup(&user.id) {
             return Err(AuthError::InvalidRequest(format!(
                 "mfa module {module_id} is not set up for this user"
             )));
         }
-        module
+        let codes = module
             .regenerate_recovery_codes(&user.id)
             .await?
             .ok_or_else(|| {
                 AuthError::InvalidRequest(format!("mfa module {module_id} has no recovery codes"))
-            })
+            })?;
+        tracing::info!(user_id, module_id, "recovery codes regenerated");
+        self.fire(AuthEvent::RecoveryCodesRegenerated {
+            user_id: user.id,
+            module_id,
+        });
+        Ok(codes)
     }
+}
+
+/// Every value of a form at most [`MAX_FORM_VALUE_BYTES`], every field name at most
+/// [`MAX_ID_BYTES`].
+fn check_form_values(input: &Map<String, Value>) -> Result<(), AuthError> {
+    for (field, value) in input {
+        limits::check_len("form field name", field, MAX_ID_BYTES)?;
+        if let Value::String(value) = value {
+            limits::check_len("form value", value, MAX_FORM_VALUE_BYTES)?;
+        }
+    }
+    Ok(())
 }

@@ -7,6 +7,12 @@
 //! local-only rules; refresh and access tokens with revocation and cleanup; events; and,
 //! beyond Home Assistant, brute-force throttling by username and by source.
 //!
+//! Every string a caller passes is held to the caps of [`latch_models::limits`] (a value
+//! past its cap is [`AuthError::Limit`]); what is echoed from input into events and
+//! throttle keys is escaped and cut at 255 bytes. A person's own password change is
+//! throttled and audited like a login. Events ([`AuthEvent`]) serialise flat, so the
+//! daemon's audit log records every field of every kind.
+//!
 //! It does no socket IO and knows nothing of the protocol: the daemon maps requests onto
 //! these methods. Time comes from an injected [`latch_models::Clock`].
 //!
@@ -21,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+mod code_flow;
 mod config;
 mod directory;
 mod error;
@@ -30,10 +37,13 @@ mod manager;
 mod permissions;
 pub mod throttle;
 
+pub use code_flow::{AUTH_CODE_LIFETIME, CodeTokens};
 pub use config::{AuthConfig, MfaConfig, ProviderConfig};
 pub use error::AuthError;
 pub use events::AuthEvent;
-pub use flow::{FlowHandler, FlowOutcome, IssuedTokens, MFA_SESSION_EXPIRATION, SetupOutcome};
+pub use flow::{
+    CodeRefusal, FlowHandler, FlowOutcome, IssuedTokens, MFA_SESSION_EXPIRATION, SetupOutcome,
+};
 pub use manager::{
     AccessToken, AuthManager, ManagerOptions, RevokeCallback, UserUpdate, VERIFIED_CACHE_DEFAULT,
     ValidatedToken,

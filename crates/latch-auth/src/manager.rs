@@ -6,13 +6,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use latch_models::limits::{
+    self, MAX_ICON_BYTES, MAX_ID_BYTES, MAX_NAME_BYTES, MAX_PASSWORD_INPUT_BYTES, MAX_TOKEN_BYTES,
+    MAX_URL_BYTES,
+};
 use latch_models::{
     Clock, Credentials, GROUP_ID_ADMIN, GroupId, RefreshToken, RefreshTokenId, SystemClock,
     TokenType, User, UserId, is_local_address,
 };
 use latch_provider::{AuthProvider, MfaModule, ProviderError};
 use latch_provider_homeassistant::HomeAssistantProvider;
-use latch_store::{Change, Store};
+use latch_store::{Change, Effect, Store};
 use latch_token::{JwtKey, NewRefreshToken};
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
@@ -22,7 +26,7 @@ use crate::directory::StoreDirectory;
 use crate::error::AuthError;
 use crate::events::AuthEvent;
 use crate::flow::FlowTable;
-use crate::throttle::{Throttle, ThrottleConfig};
+use crate::throttle::{Throttle, ThrottleConfig, Verdict};
 
 /// Settings of a manager that are not providers or modules.
 #[derive(Debug, Clone)]
@@ -133,6 +137,52 @@ struct Verified {
     claims: latch_token::Claims,
 }
 
+/// The verified-token cache: entries by token string, and the token strings of each
+/// refresh token, so removing a refresh token drops its entries without a scan of the
+/// whole cache under the write lock.
+#[derive(Debug, Default)]
+struct VerifiedCache {
+    by_token: HashMap<Arc<str>, Verified, foldhash::quality::RandomState>,
+    by_refresh_token: HashMap<RefreshTokenId, Vec<Arc<str>>, foldhash::quality::RandomState>,
+}
+
+impl VerifiedCache {
+    fn len(&self) -> usize {
+        self.by_token.len()
+    }
+
+    fn clear(&mut self) {
+        self.by_token.clear();
+        self.by_refresh_token.clear();
+    }
+
+    fn get(&self, token: &str) -> Option<&Verified> {
+        self.by_token.get(token)
+    }
+
+    fn insert(&mut self, token: &str, verified: Verified) {
+        let token: Arc<str> = Arc::from(token);
+        let refresh_token_id = verified.refresh_token_id.clone();
+        if self.by_token.insert(Arc::clone(&token), verified).is_none() {
+            self.by_refresh_token
+                .entry(refresh_token_id)
+                .or_default()
+                .push(token);
+        }
+    }
+
+    /// Drops the entries of one refresh token; how many there were.
+    fn remove_refresh_token(&mut self, id: &RefreshTokenId) -> usize {
+        let Some(tokens) = self.by_refresh_token.remove(id) else {
+            return 0;
+        };
+        for token in &tokens {
+            self.by_token.remove(token);
+        }
+        tokens.len()
+    }
+}
+
 /// A revocation callback: runs when its refresh token is removed.
 pub type RevokeCallback = Box<dyn FnOnce() -> Result<(), String> + Send>;
 
@@ -144,15 +194,17 @@ pub(crate) struct Inner {
     pub(crate) password_provider: Option<Arc<HomeAssistantProvider>>,
     pub(crate) mfa_modules: Vec<Arc<dyn MfaModule>>,
     pub(crate) flows: FlowTable,
+    /// Authorization codes of finished code flows, until exchanged (in memory only).
+    pub(crate) codes: crate::code_flow::CodeStore,
     pub(crate) throttle: Mutex<Throttle>,
     pub(crate) events: broadcast::Sender<AuthEvent>,
     /// Serialises check-then-commit sequences (owner decision, unique names, links).
     pub(crate) admin: tokio::sync::Mutex<()>,
     revoke_callbacks: Mutex<HashMap<RefreshTokenId, Vec<(u64, RevokeCallback)>>>,
     next_callback: AtomicU64,
-    /// Prepared HMAC keys by refresh-token id, so validation hashes the 128-character
-    /// `jwt_key` once per token rather than on every call. A key never changes for its
-    /// id; entries go when their token is removed, and the whole cache is dropped if it
+    /// Prepared keys (`jsonwebtoken`'s decoding and encoding keys) by refresh-token id,
+    /// so a validation does not build them from the 128-character `jwt_key` again. A
+    /// key never changes for its id; entries go when their token is removed, and the whole cache is dropped if it
     /// outgrows [`KEY_CACHE_MAX`] (a miss only costs the preparation again).
     key_cache: parking_lot::RwLock<HashMap<RefreshTokenId, JwtKey>>,
     /// Access tokens that verified, by their exact string, so validating a token again
@@ -166,7 +218,7 @@ pub(crate) struct Inner {
     /// (Hashed with foldhash, seeded per process: only tokens that verified are ever
     /// inserted, so there is no flooding to resist, and hashing ~200 bytes with SipHash
     /// would be a tenth of a validation.)
-    verified: parking_lot::RwLock<HashMap<Box<str>, Verified, foldhash::quality::RandomState>>,
+    verified: parking_lot::RwLock<VerifiedCache>,
     verified_cache_max: usize,
     pub(crate) version: String,
     pub(crate) access_token_lifetime_secs: u64,
@@ -234,13 +286,14 @@ impl AuthManager {
                 TimeDelta::seconds(i64::try_from(options.flow_ttl_secs).unwrap_or(600)),
                 options.max_flows,
             ),
+            codes: crate::code_flow::CodeStore::default(),
             throttle: Mutex::new(Throttle::new(options.throttle)),
             events,
             admin: tokio::sync::Mutex::new(()),
             revoke_callbacks: Mutex::new(HashMap::new()),
             next_callback: AtomicU64::new(1),
             key_cache: parking_lot::RwLock::new(HashMap::new()),
-            verified: parking_lot::RwLock::new(HashMap::default()),
+            verified: parking_lot::RwLock::new(VerifiedCache::default()),
             verified_cache_max: options.verified_cache_size,
             version: options.version,
             access_token_lifetime_secs: options.access_token_lifetime_secs,
@@ -306,6 +359,54 @@ impl AuthManager {
         let _ = self.inner.events.send(event);
     }
 
+    /// Fires the events of a batch another host made (a shared store applied it here),
+    /// drops what this host cached of the tokens it revoked and runs their revoke
+    /// callbacks, as for a change made here.
+    pub fn fire_applied(&self, batch: &latch_store::AppliedBatch) {
+        for effect in &batch.effects {
+            let event = match effect {
+                Effect::UserAdded(id) => AuthEvent::UserAdded {
+                    user_id: id.clone(),
+                },
+                Effect::UserUpdated(id) => AuthEvent::UserUpdated {
+                    user_id: id.clone(),
+                },
+                Effect::UserRemoved(id) => AuthEvent::UserRemoved {
+                    user_id: id.clone(),
+                },
+                Effect::RefreshTokenCreated {
+                    user_id,
+                    id,
+                    token_type,
+                    client_id,
+                    client_name,
+                } => AuthEvent::RefreshTokenCreated {
+                    user_id: user_id.clone(),
+                    refresh_token_id: id.clone(),
+                    token_type: *token_type,
+                    client_id: client_id.clone(),
+                    client_name: client_name.clone(),
+                },
+                Effect::RefreshTokenRevoked { user_id, id } => {
+                    self.inner.key_cache.write().remove(id);
+                    self.inner.verified.write().remove_refresh_token(id);
+                    let callbacks = self.inner.revoke_callbacks.lock().remove(id);
+                    for (_, cb) in callbacks.into_iter().flatten() {
+                        if let Err(e) = cb() {
+                            tracing::warn!(refresh_token_id = %id, "error during refresh token removal: {e}");
+                        }
+                    }
+                    AuthEvent::RefreshTokenRevoked {
+                        user_id: user_id.clone(),
+                        refresh_token_id: id.clone(),
+                    }
+                }
+                _ => continue,
+            };
+            self.fire(event);
+        }
+    }
+
     // ----- users -----
 
     /// Every user, in store order.
@@ -326,8 +427,9 @@ impl AuthManager {
 
     fn check_groups(&self, group_ids: &[GroupId]) -> Result<(), AuthError> {
         for g in group_ids {
+            limits::check_len("group id", g.as_str(), MAX_ID_BYTES)?;
             if self.inner.store.group(g.as_str()).is_none() {
-                return Err(AuthError::InvalidGroup(g.to_string()));
+                return Err(AuthError::InvalidGroup(limits::echo(g.as_str())));
             }
         }
         Ok(())
@@ -350,6 +452,7 @@ impl AuthManager {
         group_ids: Option<Vec<GroupId>>,
         local_only: bool,
     ) -> Result<User, AuthError> {
+        check_display_name(name.as_deref())?;
         let _guard = self.inner.admin.lock().await;
         let group_ids = group_ids.unwrap_or_default();
         self.check_groups(&group_ids)?;
@@ -380,6 +483,7 @@ impl AuthManager {
         group_ids: Vec<GroupId>,
         local_only: bool,
     ) -> Result<User, AuthError> {
+        check_display_name(name.as_deref())?;
         let _guard = self.inner.admin.lock().await;
         self.check_groups(&group_ids)?;
         let mut user = User::new(name);
@@ -400,41 +504,48 @@ impl AuthManager {
     /// Onboarding: creates the owner with a password login, as Home Assistant's
     /// onboarding does (username checked, owner in `system-admin`, credential linked).
     ///
+    /// The password entry, the user and the credential are committed as one store
+    /// batch: a crash leaves all of them or none (never an entry that blocks the
+    /// username with no user behind it).
+    ///
     /// # Errors
     /// [`AuthError::AlreadyOnboarded`] when a person exists already;
-    /// [`AuthError::NoPasswordProvider`]; the provider's username/password errors.
+    /// [`AuthError::NoPasswordProvider`]; [`AuthError::Limit`] for a display name
+    /// past its cap; the provider's username/password errors.
     pub async fn onboard(
         &self,
         name: Option<String>,
         username: &str,
         password: &str,
     ) -> Result<User, AuthError> {
+        check_display_name(name.as_deref())?;
         let provider = self.password_provider()?;
         let _guard = self.inner.admin.lock().await;
         if self.has_person() {
             return Err(AuthError::AlreadyOnboarded);
         }
-        provider.add_auth(username, password).await?;
         let mut user = User::new(name);
         user.is_active = true;
         user.is_owner = true;
         user.group_ids = vec![GroupId::from(GROUP_ID_ADMIN)];
         let credential = password_credential(provider.id(), username, &user.id);
-        let result = self
-            .inner
-            .store
-            .commit(vec![
-                Change::PutUser(user.clone()),
-                Change::PutCredential(credential),
-            ])
-            .await;
-        if let Err(e) = result {
-            // Undo the password entry so a retry can use the same name.
-            let _ = provider.remove_auth(username).await;
-            return Err(e.into());
-        }
+        provider
+            .add_auth_with(
+                username,
+                password,
+                vec![
+                    Change::PutUser(user.clone()),
+                    Change::PutCredential(credential.clone()),
+                ],
+            )
+            .await?;
         self.fire(AuthEvent::UserAdded {
             user_id: user.id.clone(),
+        });
+        self.fire(AuthEvent::CredentialAdded {
+            user_id: user.id.clone(),
+            credential_id: credential.id.clone(),
+            provider_type: credential.auth_provider_type.clone(),
         });
         tracing::info!(user_id = %user.id, "owner onboarded");
         Ok(user)
@@ -445,8 +556,13 @@ impl AuthManager {
     ///
     /// # Errors
     /// [`AuthError::UserNotFound`], [`AuthError::SystemUser`],
-    /// [`AuthError::OwnerProtected`] (deactivating the owner), [`AuthError::InvalidGroup`].
+    /// [`AuthError::OwnerProtected`] (deactivating the owner), [`AuthError::InvalidGroup`],
+    /// [`AuthError::Limit`] for a new name past its cap or with a control character (a
+    /// stored name is never checked: only what changes).
     pub async fn update_user(&self, id: &str, update: UserUpdate) -> Result<User, AuthError> {
+        if let Some(name) = &update.name {
+            check_display_name(name.as_deref())?;
+        }
         let _guard = self.inner.admin.lock().await;
         let mut user = self.require_user(id)?;
         if user.system_generated {
@@ -601,7 +717,8 @@ impl AuthManager {
     }
 
     /// Gives a user a password login (Home Assistant's
-    /// `config/auth_provider/homeassistant/create`).
+    /// `config/auth_provider/homeassistant/create`). The password entry and the
+    /// credential are committed as one store batch. Fires `credential_added`.
     ///
     /// # Errors
     /// [`AuthError::UserNotFound`], [`AuthError::SystemUser`],
@@ -623,63 +740,190 @@ impl AuthManager {
         if self.password_credential_of(user_id).is_some() {
             return Err(AuthError::CredentialsExist);
         }
-        provider.add_auth(username, password).await?;
         let credential = password_credential(provider.id(), username, &user.id);
-        if let Err(e) = self
-            .inner
-            .store
-            .commit(vec![Change::PutCredential(credential.clone())])
-            .await
-        {
-            let _ = provider.remove_auth(username).await;
-            return Err(e.into());
-        }
+        provider
+            .add_auth_with(
+                username,
+                password,
+                vec![Change::PutCredential(credential.clone())],
+            )
+            .await?;
         tracing::info!(user_id = %user.id, "password login added");
+        self.fire(AuthEvent::CredentialAdded {
+            user_id: user.id.clone(),
+            credential_id: credential.id.clone(),
+            provider_type: credential.auth_provider_type.clone(),
+        });
         Ok(credential)
     }
 
-    /// Sets a user's password (operator action).
+    /// Sets a user's password (operator action). Fires `password_set`.
     ///
     /// # Errors
     /// [`AuthError::UserNotFound`], [`AuthError::CredentialNotFound`], provider errors.
     pub async fn set_password(&self, user_id: &str, new_password: &str) -> Result<(), AuthError> {
         let provider = self.password_provider()?;
         self.require_user(user_id)?;
-        let username = self
-            .username_of(user_id)
-            .ok_or(AuthError::CredentialNotFound)?;
+        let (credential, username) = self.password_login_of(user_id)?;
         provider.change_password(&username, new_password).await?;
         tracing::info!(user_id, "password changed");
+        self.fire(AuthEvent::PasswordSet {
+            user_id: UserId::from(user_id),
+            credential_id: credential.id,
+        });
         Ok(())
     }
 
-    /// Changes a user's own password after checking the current one.
+    /// Changes a user's own password after checking the current one, from `remote_ip`
+    /// (the address of the person, as the calling service saw it; `None` if unknown).
+    ///
+    /// The check of the current password is a login in all but name: the user must be
+    /// allowed to authenticate from `remote_ip` (a local-only user from a non-local or
+    /// unknown address is refused before any password is checked); it goes through the
+    /// same throttle as a login, by username and by source (growing delays, then
+    /// [`AuthError::TooManyAttempts`]); a wrong current password counts as a failed
+    /// login and fires `login_failed`. Success fires `password_changed`.
     ///
     /// # Errors
-    /// [`AuthError::AccessDenied`] for a wrong current password, else as
+    /// [`AuthError::AccessDenied`] when the user may not authenticate from here;
+    /// [`AuthError::TooManyAttempts`]; [`AuthError::Provider`] with
+    /// [`ProviderError::InvalidAuth`] for a wrong current password; else as
     /// [`AuthManager::set_password`].
     pub async fn change_own_password(
         &self,
         user_id: &str,
         current_password: &str,
         new_password: &str,
+        remote_ip: Option<IpAddr>,
     ) -> Result<(), AuthError> {
         let provider = self.password_provider()?;
-        let username = self
-            .username_of(user_id)
-            .ok_or(AuthError::CredentialNotFound)?;
-        if provider
-            .validate_login(&username, current_password)
+        let user = self.require_user(user_id)?;
+        if let Some(reason) = Self::user_not_allowed(&user, remote_ip) {
+            return Err(AuthError::AccessDenied(reason.to_owned()));
+        }
+        limits::check_len(
+            "current password",
+            current_password,
+            MAX_PASSWORD_INPUT_BYTES,
+        )?;
+        limits::check_len("new password", new_password, MAX_PASSWORD_INPUT_BYTES)?;
+        let (credential, username) = self.password_login_of(user_id)?;
+        let provider_type = provider.provider_type().to_owned();
+        if let Err(until) = self
+            .throttle_attempt(
+                Some(&username),
+                Some(limits::echo(&username)),
+                remote_ip,
+                &provider_type,
+            )
             .await
-            .is_err()
         {
-            return Err(AuthError::AccessDenied("invalid current password".into()));
+            return Err(AuthError::TooManyAttempts { until });
+        }
+        match provider.check_password(&username, current_password).await {
+            Ok(()) => {}
+            Err(ProviderError::InvalidAuth(_)) => {
+                self.record_failed_attempt(
+                    Some(&username),
+                    Some(limits::echo(&username)),
+                    remote_ip,
+                    &provider_type,
+                    "invalid_auth",
+                );
+                return Err(AuthError::Provider(ProviderError::InvalidAuth(
+                    "invalid current password".into(),
+                )));
+            }
+            Err(e) => return Err(e.into()),
         }
         provider.change_password(&username, new_password).await?;
+        self.inner.throttle.lock().record_success(Some(&username));
+        tracing::info!(user_id, source = ?remote_ip, "own password changed");
+        self.fire(AuthEvent::PasswordChanged {
+            user_id: user.id,
+            credential_id: credential.id,
+            source: remote_ip,
+        });
         Ok(())
     }
 
-    /// Renames a user's password login (the credential follows).
+    /// The user's password credential and its username.
+    fn password_login_of(&self, user_id: &str) -> Result<(Credentials, String), AuthError> {
+        let credential = self
+            .password_credential_of(user_id)
+            .ok_or(AuthError::CredentialNotFound)?;
+        let username = credential
+            .data_str("username")
+            .ok_or(AuthError::CredentialNotFound)?
+            .to_owned();
+        Ok((credential, username))
+    }
+
+    /// Passes an attempt that checks a secret through the throttle: waits out a delay,
+    /// or refuses during a lockout (firing `login_failed` with `too_many_attempts` and
+    /// `username`, the name as typed, echoed) with the lockout's end.
+    pub(crate) async fn throttle_attempt(
+        &self,
+        throttle_name: Option<&str>,
+        username: Option<String>,
+        source: Option<IpAddr>,
+        provider_type: &str,
+    ) -> Result<(), DateTime<Utc>> {
+        let verdict = self
+            .inner
+            .throttle
+            .lock()
+            .check(throttle_name, source, self.now());
+        match verdict {
+            Verdict::Allow => Ok(()),
+            Verdict::Delay(d) => {
+                tokio::time::sleep(d).await;
+                Ok(())
+            }
+            Verdict::Refuse { until, key } => {
+                tracing::warn!(%key, %until, "attempt refused: locked out");
+                self.fire(AuthEvent::LoginFailed {
+                    username,
+                    provider_type: provider_type.to_owned(),
+                    source,
+                    reason: "too_many_attempts".into(),
+                });
+                Err(until)
+            }
+        }
+    }
+
+    /// Counts a failed secret against `throttle_name` and `source`, firing
+    /// `login_failed` (with `username`, the name as typed, echoed) and any
+    /// `lockout_started`.
+    pub(crate) fn record_failed_attempt(
+        &self,
+        throttle_name: Option<&str>,
+        username: Option<String>,
+        source: Option<IpAddr>,
+        provider_type: &str,
+        reason: &str,
+    ) {
+        let locked = self
+            .inner
+            .throttle
+            .lock()
+            .record_failure(throttle_name, source, self.now());
+        tracing::warn!(provider = provider_type, source = ?source, reason, "login failed");
+        self.fire(AuthEvent::LoginFailed {
+            username,
+            provider_type: provider_type.to_owned(),
+            source,
+            reason: reason.to_owned(),
+        });
+        for (key, until) in locked {
+            tracing::warn!(%key, %until, "lockout started");
+            self.fire(AuthEvent::LockoutStarted { key, until });
+        }
+    }
+
+    /// Renames a user's password login (the credential follows). Fires
+    /// `username_changed`.
     ///
     /// # Errors
     /// [`AuthError::CredentialNotFound`], the provider's username errors.
@@ -691,11 +935,14 @@ impl AuthManager {
         let provider = self.password_provider()?;
         let _guard = self.inner.admin.lock().await;
         self.require_user(user_id)?;
-        let username = self
-            .username_of(user_id)
-            .ok_or(AuthError::CredentialNotFound)?;
+        let (credential, username) = self.password_login_of(user_id)?;
         provider.change_username(&username, new_username).await?;
         tracing::info!(user_id, "username changed");
+        self.fire(AuthEvent::UsernameChanged {
+            user_id: UserId::from(user_id),
+            credential_id: credential.id,
+            username: limits::echo(new_username),
+        });
         Ok(())
     }
 
@@ -736,6 +983,12 @@ impl AuthManager {
             .store
             .commit(vec![Change::RemoveCredential(cred.id.clone())])
             .await?;
+        tracing::info!(credential_id = %cred.id, "credential removed");
+        self.fire(AuthEvent::CredentialRemoved {
+            user_id: cred.user_id.clone(),
+            credential_id: cred.id.clone(),
+            provider_type: cred.auth_provider_type.clone(),
+        });
         Ok(())
     }
 
@@ -765,6 +1018,11 @@ impl AuthManager {
             .store
             .commit(vec![Change::PutCredential(credentials.clone())])
             .await?;
+        self.fire(AuthEvent::CredentialAdded {
+            user_id: user.id.clone(),
+            credential_id: credentials.id.clone(),
+            provider_type: credentials.auth_provider_type.clone(),
+        });
         Ok(credentials)
     }
 
@@ -817,6 +1075,11 @@ impl AuthManager {
         self.fire(AuthEvent::UserAdded {
             user_id: user.id.clone(),
         });
+        self.fire(AuthEvent::CredentialAdded {
+            user_id: user.id.clone(),
+            credential_id: credentials.id.clone(),
+            provider_type: credentials.auth_provider_type.clone(),
+        });
         Ok((user, credentials))
     }
 
@@ -826,12 +1089,15 @@ impl AuthManager {
     /// `refresh_token_created`.
     ///
     /// # Errors
-    /// [`AuthError::UserNotFound`], [`AuthError::Token`] for a broken creation rule.
+    /// [`AuthError::UserNotFound`], [`AuthError::Token`] for a broken creation rule,
+    /// [`AuthError::Limit`] for a client id, name or icon past its cap (or a name or
+    /// icon with a control character).
     pub async fn create_refresh_token(
         &self,
         user_id: &str,
         params: NewRefreshToken,
     ) -> Result<RefreshToken, AuthError> {
+        check_new_token(&params)?;
         let _guard = self.inner.admin.lock().await;
         let user = self.require_user(user_id)?;
         let existing = self.inner.store.refresh_tokens_of(user_id);
@@ -931,6 +1197,9 @@ impl AuthManager {
         token: &str,
         answer: impl FnOnce(&RefreshToken, &User) -> R,
     ) -> Option<R> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return None;
+        }
         let now = self.now();
         {
             let verified = self.inner.verified.read();
@@ -992,7 +1261,7 @@ impl AuthManager {
             cache.clear();
         }
         cache.insert(
-            token.into(),
+            token,
             Verified {
                 refresh_token_id: refresh_token_id.into(),
                 claims,
@@ -1051,13 +1320,26 @@ impl AuthManager {
         client_id: Option<&str>,
         remote_ip: Option<IpAddr>,
     ) -> Result<AccessToken, AuthError> {
+        if refresh_token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::InvalidGrant);
+        }
+        if let Some(client_id) = client_id {
+            limits::check_len("client id", client_id, MAX_URL_BYTES)?;
+        }
         let token = self
             .inner
             .store
             .refresh_token_by_value(refresh_token)
             .ok_or(AuthError::InvalidGrant)?;
         if token.client_id.as_deref() != client_id {
-            return Err(AuthError::InvalidRequest("client id does not match".into()));
+            // The caller holds the token: naming its client tells them nothing new.
+            let expected = token.client_id.as_deref().map_or_else(
+                || "no client id (a long-lived or system token)".to_owned(),
+                |id| format!("client id {id:?}"),
+            );
+            return Err(AuthError::InvalidRequest(format!(
+                "client id does not match: the refresh token was issued to {expected}"
+            )));
         }
         let user = self.require_user(token.user_id.as_str())?;
         if let Some(reason) = Self::user_not_allowed(&user, remote_ip) {
@@ -1076,6 +1358,9 @@ impl AuthManager {
     /// # Errors
     /// A store failure.
     pub async fn revoke_by_value(&self, refresh_token: &str) -> Result<(), AuthError> {
+        if refresh_token.len() > MAX_TOKEN_BYTES {
+            return Ok(());
+        }
         if let Some(token) = self.inner.store.refresh_token_by_value(refresh_token) {
             self.remove_refresh_token(token.id.as_str()).await?;
         }
@@ -1094,71 +1379,96 @@ impl AuthManager {
             .store
             .refresh_token(id)
             .ok_or(AuthError::TokenNotFound)?;
-        self.inner
-            .store
-            .commit(vec![Change::RemoveRefreshToken(token.id.clone())])
-            .await?;
-        self.inner.key_cache.write().remove(&token.id);
-        self.inner
-            .verified
-            .write()
-            .retain(|_, v| v.refresh_token_id != token.id);
-        self.fire(AuthEvent::RefreshTokenRevoked {
-            user_id: token.user_id.clone(),
-            refresh_token_id: token.id.clone(),
-        });
-        let callbacks = self.inner.revoke_callbacks.lock().remove(&token.id);
-        let mut first_error = None;
-        for (_, cb) in callbacks.into_iter().flatten() {
-            if let Err(e) = cb() {
-                tracing::warn!(refresh_token_id = %token.id, "error during refresh token removal: {e}");
-                first_error.get_or_insert(e);
-            }
-        }
+        let (_, first_error) = self.remove_refresh_tokens(vec![token]).await?;
         match first_error {
             Some(e) => Err(AuthError::Provider(ProviderError::Internal(e))),
             None => Ok(()),
         }
     }
 
-    /// Revokes the user's tokens that match `filter`; every token is attempted, the first
-    /// error is returned.
+    /// Removes `tokens` in **one** store commit (one journal write, one fsync), then,
+    /// for each, forgets its prepared key and verified entries, fires
+    /// `refresh_token_revoked` and runs its revocation callbacks. Tokens already gone
+    /// are skipped. Returns how many were removed and the first callback error (logged;
+    /// every callback runs).
+    async fn remove_refresh_tokens(
+        &self,
+        tokens: Vec<RefreshToken>,
+    ) -> Result<(usize, Option<String>), AuthError> {
+        let tokens: Vec<RefreshToken> = self.inner.store.read(|d| {
+            tokens
+                .into_iter()
+                .filter(|t| d.refresh_token(t.id.as_str()).is_some())
+                .collect()
+        });
+        if tokens.is_empty() {
+            return Ok((0, None));
+        }
+        self.inner
+            .store
+            .commit(
+                tokens
+                    .iter()
+                    .map(|t| Change::RemoveRefreshToken(t.id.clone()))
+                    .collect(),
+            )
+            .await?;
+        let mut first_error = None;
+        for token in &tokens {
+            self.inner.key_cache.write().remove(&token.id);
+            self.inner.verified.write().remove_refresh_token(&token.id);
+            self.fire(AuthEvent::RefreshTokenRevoked {
+                user_id: token.user_id.clone(),
+                refresh_token_id: token.id.clone(),
+            });
+            let callbacks = self.inner.revoke_callbacks.lock().remove(&token.id);
+            for (_, cb) in callbacks.into_iter().flatten() {
+                if let Err(e) = cb() {
+                    tracing::warn!(refresh_token_id = %token.id, "error during refresh token removal: {e}");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Ok((tokens.len(), first_error))
+    }
+
+    /// Revokes the user's tokens that match `filter` in one commit; every callback runs,
+    /// the first error is returned.
     pub(crate) async fn revoke_all_of(
         &self,
         user_id: &UserId,
         filter: impl Fn(&RefreshToken) -> bool,
     ) -> Result<(), AuthError> {
-        let mut first_error = None;
-        for t in self.inner.store.refresh_tokens_of(user_id.as_str()) {
-            if filter(&t)
-                && let Err(e) = self.remove_refresh_token(t.id.as_str()).await
-            {
-                first_error.get_or_insert(e);
-            }
+        let tokens: Vec<RefreshToken> = self
+            .inner
+            .store
+            .refresh_tokens_of(user_id.as_str())
+            .into_iter()
+            .filter(|t| filter(t))
+            .collect();
+        match self.remove_refresh_tokens(tokens).await? {
+            (_, Some(e)) => Err(AuthError::Provider(ProviderError::Internal(e))),
+            (_, None) => Ok(()),
         }
-        first_error.map_or(Ok(()), Err)
     }
 
     /// Revokes the user's tokens that match `filter` as one step of a larger change
-    /// (deactivation, removal of the user or of a credential). Every token is removed
-    /// whatever its revocation callbacks do; a failing callback (logged by
-    /// [`AuthManager::remove_refresh_token`]) or a token removed meanwhile must not leave
-    /// the change half done, so only a store failure is returned.
+    /// (deactivation, removal of the user or of a credential), in one commit. Every
+    /// token is removed whatever its revocation callbacks do; a failing callback (logged)
+    /// must not leave the change half done, so only a store failure is returned.
     async fn revoke_for_change(
         &self,
         user_id: &UserId,
         filter: impl Fn(&RefreshToken) -> bool,
     ) -> Result<(), AuthError> {
-        for t in self.inner.store.refresh_tokens_of(user_id.as_str()) {
-            if !filter(&t) {
-                continue;
-            }
-            match self.remove_refresh_token(t.id.as_str()).await {
-                Ok(()) | Err(AuthError::Provider(_) | AuthError::TokenNotFound) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        let tokens: Vec<RefreshToken> = self
+            .inner
+            .store
+            .refresh_tokens_of(user_id.as_str())
+            .into_iter()
+            .filter(|t| filter(t))
+            .collect();
+        self.remove_refresh_tokens(tokens).await.map(|_| ())
     }
 
     /// Revokes every refresh token of `user_id`, or only those of `token_type`. Returns
@@ -1201,6 +1511,18 @@ impl AuthManager {
     pub fn lockouts(&self) -> Vec<crate::throttle::Lockout> {
         let now = self.now();
         self.inner.throttle.lock().list(now)
+    }
+
+    /// How the throttle would treat a login attempt for `username` from `source` now:
+    /// allowed, held for a while, or refused by a lockout. Nothing is counted.
+    #[must_use]
+    pub fn login_verdict(
+        &self,
+        username: Option<&str>,
+        source: Option<IpAddr>,
+    ) -> crate::throttle::Verdict {
+        let now = self.now();
+        self.inner.throttle.lock().check(username, source, now)
     }
 
     /// Clears a username's or source's failures and lockout (firing `lockout_cleared`);
@@ -1293,31 +1615,31 @@ impl AuthManager {
             .read(|d| latch_token::next_cleanup_at(d.refresh_tokens(), now))
     }
 
-    /// Removes every refresh token whose `expire_at` has passed, through
-    /// [`AuthManager::remove_refresh_token`] (callbacks run, events fire). Returns how
-    /// many were removed.
+    /// Removes every refresh token whose `expire_at` has passed, in one store commit
+    /// (one fsync however many expired), with what [`AuthManager::remove_refresh_token`]
+    /// does for each (callbacks run, events fire). Returns how many were removed.
     ///
     /// # Errors
-    /// The first store failure.
+    /// A store failure (nothing is removed then).
     pub async fn cleanup_expired_tokens(&self) -> Result<usize, AuthError> {
         let now = self.now();
-        let ids: Vec<RefreshTokenId> = self
-            .inner
-            .store
-            .read(|d| latch_token::expired_token_ids(d.refresh_tokens(), now));
-        let mut removed = 0;
-        for id in ids {
-            match self.remove_refresh_token(id.as_str()).await {
-                Ok(()) => removed += 1,
-                Err(AuthError::TokenNotFound) => {}
-                Err(AuthError::Provider(e)) => {
-                    removed += 1;
-                    tracing::warn!("revocation callback failed during cleanup: {e}");
-                }
-                Err(e) => return Err(e),
-            }
+        let tokens: Vec<RefreshToken> = self.inner.store.read(|d| {
+            latch_token::expired_token_ids(d.refresh_tokens(), now)
+                .into_iter()
+                .filter_map(|id| d.refresh_token(id.as_str()).cloned())
+                .collect()
+        });
+        let (removed, first_error) = self.remove_refresh_tokens(tokens).await?;
+        if let Some(e) = first_error {
+            tracing::warn!("revocation callback failed during cleanup: {e}");
         }
         Ok(removed)
+    }
+
+    /// Entries in the verified-token cache (tests and benchmarks).
+    #[must_use]
+    pub fn verified_cache_len(&self) -> usize {
+        self.inner.verified.read().len()
     }
 }
 
@@ -1342,4 +1664,26 @@ fn password_credential(provider_id: Option<&str>, username: &str, user_id: &User
     c.user_id = Some(user_id.clone());
     c.is_new = false;
     c
+}
+
+/// A new display name: at most [`MAX_NAME_BYTES`], no control characters.
+fn check_display_name(name: Option<&str>) -> Result<(), AuthError> {
+    if let Some(name) = name {
+        limits::check_name("name", name, MAX_NAME_BYTES)?;
+    }
+    Ok(())
+}
+
+/// The caller-supplied strings of a new refresh token: client id, name and icon.
+fn check_new_token(params: &NewRefreshToken) -> Result<(), AuthError> {
+    if let Some(client_id) = &params.client_id {
+        limits::check_len("client id", client_id, MAX_URL_BYTES)?;
+    }
+    if let Some(name) = &params.client_name {
+        limits::check_name("client name", name, MAX_NAME_BYTES)?;
+    }
+    if let Some(icon) = &params.client_icon {
+        limits::check_name("client icon", icon, MAX_ICON_BYTES)?;
+    }
+    Ok(())
 }

@@ -36,7 +36,8 @@ impl AuthManager {
     /// May `user_id` do `key` on `entity_id`?
     ///
     /// # Errors
-    /// [`AuthError::UserNotFound`].
+    /// [`AuthError::UserNotFound`]; [`AuthError::Limit`] for an entity id longer than
+    /// 255 bytes (Home Assistant's own limit).
     pub fn check_permission(
         &self,
         user_id: &str,
@@ -44,6 +45,11 @@ impl AuthManager {
         key: PermissionKey,
         lookup: SharedLookup,
     ) -> Result<bool, AuthError> {
+        latch_models::limits::check_len(
+            "entity id",
+            entity_id,
+            latch_models::limits::MAX_ENTITY_ID_BYTES,
+        )?;
         Ok(self
             .permissions_of(user_id, lookup)?
             .check_entity(entity_id, key))

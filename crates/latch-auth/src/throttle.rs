@@ -4,6 +4,12 @@
 //! lockout expires. Lockouts always expire; sources in the allow-list are never throttled.
 //!
 //! Pure logic on an injected `now`; the manager does the waiting.
+//!
+//! Memory is bounded: at most [`ThrottleConfig::max_tracked`] keys (the least recently
+//! failed are forgotten first), a username key holds at most 255 bytes of the name
+//! (whatever was typed; see [`ThrottleKey::username`]), and an entry keeps at most the
+//! failure times that can still change a decision (`max(lockout_after, delay_after +
+//! 31)`), so each tracked key costs well under a kilobyte.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -12,6 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use ipnet::IpNet;
+use latch_models::limits::{self, MAX_ECHO_BYTES};
 use serde::{Deserialize, Serialize};
 
 /// Throttling settings. The defaults suit a household: five free mistakes, then
@@ -30,7 +37,8 @@ pub struct ThrottleConfig {
     pub base_delay_ms: u64,
     /// Longest delay (milliseconds).
     pub max_delay_ms: u64,
-    /// Failures inside the window that lock the username or source out.
+    /// Failures inside the window that lock the username or source out (at most
+    /// 1,024 count: a larger value locks out at 1,024).
     pub lockout_after: u32,
     /// How long a lockout lasts (seconds).
     pub lockout_secs: u64,
@@ -57,20 +65,28 @@ impl Default for ThrottleConfig {
     }
 }
 
+/// An entry keeps at most this many failure times, whatever the configuration.
+const MAX_FAILURES_KEPT: u32 = 1_024;
+
 /// What is being throttled.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ThrottleKey {
-    /// A username as typed, trimmed and lower-cased.
+    /// A username as typed, trimmed, lower-cased and [sanitised](limits::sanitize): at
+    /// most 255 bytes, no control characters.
     Username(String),
     /// A source address.
     Source(IpAddr),
 }
 
 impl ThrottleKey {
-    /// A username key; the name is trimmed and lower-cased so case games do not help.
+    /// A username key; the name is trimmed and lower-cased so case games do not help,
+    /// control characters become U+FFFD and a name longer than 255 bytes is cut (ending
+    /// in `…`), so a flood of huge names cannot fill the table. Idempotent: the key of a
+    /// key's name is the key itself, so a key shown to an operator can be typed back.
+    /// The work is bounded whatever the length of `name`.
     #[must_use]
     pub fn username(name: &str) -> Self {
-        Self::Username(name.trim().to_lowercase())
+        Self::Username(username_key(name))
     }
 
     /// Parses `username:NAME` or `source:ADDR` (the form [`fmt::Display`] writes, and the
@@ -85,6 +101,13 @@ impl ThrottleKey {
             None
         }
     }
+}
+
+/// The name inside [`ThrottleKey::username`]; passing it back to the throttle names the
+/// same key.
+pub(crate) fn username_key(name: &str) -> String {
+    let name = limits::prefix(name.trim(), MAX_ECHO_BYTES * 4);
+    limits::sanitize(&name.to_lowercase())
 }
 
 impl fmt::Display for ThrottleKey {
@@ -154,7 +177,7 @@ impl Throttle {
     }
 
     fn window(&self) -> TimeDelta {
-        TimeDelta::seconds(i64::try_from(self.config.window_secs).unwrap_or(i64::MAX / 2_000))
+        seconds(self.config.window_secs)
     }
 
     fn exempt(&self, source: Option<IpAddr>) -> bool {
@@ -213,6 +236,21 @@ impl Throttle {
         worst
     }
 
+    /// The most failure times an entry needs: past this many, neither the delay (capped
+    /// after 30 doublings) nor the lockout decision changes.
+    fn failures_kept(&self) -> usize {
+        let needed = self
+            .lockout_after()
+            .max(self.config.delay_after.saturating_add(31))
+            .clamp(1, MAX_FAILURES_KEPT);
+        usize::try_from(needed).unwrap_or(1)
+    }
+
+    /// `lockout_after`, at most [`MAX_FAILURES_KEPT`].
+    fn lockout_after(&self) -> u32 {
+        self.config.lockout_after.min(MAX_FAILURES_KEPT)
+    }
+
     fn delay_for(&self, failures: u32) -> Duration {
         let steps = failures.saturating_sub(self.config.delay_after).min(30);
         let ms = self
@@ -235,9 +273,10 @@ impl Throttle {
             return Vec::new();
         }
         let window = self.window();
-        let lockout =
-            TimeDelta::seconds(i64::try_from(self.config.lockout_secs).unwrap_or(i64::MAX / 2_000));
+        let lockout = seconds(self.config.lockout_secs);
         let mut locked = Vec::new();
+        let kept = self.failures_kept();
+        let lockout_after = self.lockout_after();
         for key in Self::keys(username, source) {
             if !self.entries.contains_key(&key) {
                 self.make_room(now);
@@ -245,10 +284,15 @@ impl Throttle {
             let entry = self.entries.entry(key.clone()).or_default();
             prune(entry, now, window);
             entry.failures.push_back(now);
+            while entry.failures.len() > kept {
+                entry.failures.pop_front();
+            }
             entry.last_failure = Some(now);
             let n = u32::try_from(entry.failures.len()).unwrap_or(u32::MAX);
-            if n >= self.config.lockout_after && entry.locked_until.is_none_or(|u| u <= now) {
-                let until = now + lockout;
+            if n >= lockout_after && entry.locked_until.is_none_or(|u| u <= now) {
+                let until = now
+                    .checked_add_signed(lockout)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
                 entry.locked_until = Some(until);
                 // A lockout starts a fresh count once it expires.
                 entry.failures.clear();
@@ -325,8 +369,21 @@ impl Throttle {
     }
 }
 
+/// `secs` as a duration, saturating where chrono's range ends (a configuration bounds
+/// it far below that; this keeps any value from panicking).
+fn seconds(secs: u64) -> TimeDelta {
+    i64::try_from(secs)
+        .ok()
+        .and_then(TimeDelta::try_seconds)
+        .unwrap_or(TimeDelta::MAX)
+}
+
 fn prune(entry: &mut Entry, now: DateTime<Utc>, window: TimeDelta) {
-    while entry.failures.front().is_some_and(|t| *t <= now - window) {
+    // A window reaching before chrono's earliest time keeps every failure.
+    let Some(horizon) = now.checked_sub_signed(window) else {
+        return;
+    };
+    while entry.failures.front().is_some_and(|t| *t <= horizon) {
         entry.failures.pop_front();
     }
 }
@@ -349,6 +406,24 @@ mod tests {
 
     fn ip(s: &str) -> Option<IpAddr> {
         Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn huge_windows_and_lockouts_saturate_instead_of_panicking() {
+        for secs in [u64::MAX, i64::MAX as u64, i64::MAX as u64 / 1000 + 1] {
+            let mut th = Throttle::new(ThrottleConfig {
+                window_secs: secs,
+                lockout_secs: secs,
+                lockout_after: 2,
+                ..ThrottleConfig::default()
+            });
+            fail_n(&mut th, 2, "bob", "10.0.0.1", t0());
+            assert!(matches!(
+                th.check(Some("bob"), ip("10.0.0.1"), t0()),
+                Verdict::Refuse { .. }
+            ));
+            assert_eq!(th.list(t0()).len(), 2);
+        }
     }
 
     fn fail_n(th: &mut Throttle, n: u32, user: &str, src: &str, now: DateTime<Utc>) {
@@ -523,6 +598,61 @@ mod tests {
             th.record_failure(Some(&format!("user{i}")), None, now);
         }
         assert!(th.list(now).len() <= 100);
+    }
+
+    /// 1,000 failures with 100 KB usernames: the table keeps at most `max_tracked` keys
+    /// of at most 255 bytes each, and no entry more failure times than it needs.
+    #[test]
+    fn huge_usernames_are_cut_and_the_table_stays_small() {
+        let cfg = ThrottleConfig {
+            max_tracked: 500,
+            ..ThrottleConfig::default()
+        };
+        let mut th = Throttle::new(cfg);
+        let now = t0();
+        for i in 0..1_000 {
+            let name = format!("{i:04}{}", "\u{1b}x".repeat(50_000));
+            th.record_failure(Some(&name), None, now);
+        }
+        let list = th.list(now);
+        assert!(list.len() <= 500);
+        let bytes: usize = list
+            .iter()
+            .map(|l| match &l.key {
+                ThrottleKey::Username(u) => {
+                    assert!(u.len() <= 255, "{}", u.len());
+                    assert!(!u.contains('\u{1b}'));
+                    u.len()
+                }
+                ThrottleKey::Source(_) => 0,
+            })
+            .sum();
+        assert!(bytes <= 500 * 255);
+        // One name failing forever keeps only the failures that still matter.
+        for _ in 0..10_000 {
+            th.record_failure(Some("loop"), None, now);
+        }
+        let entry = &th.entries[&ThrottleKey::username("loop")];
+        assert_eq!(entry.failures.len(), 5 + 31);
+    }
+
+    #[test]
+    fn username_keys_are_idempotent_and_cut() {
+        let key = ThrottleKey::username("  Bob\u{1b}[2J  ");
+        assert_eq!(key, ThrottleKey::Username("bob\u{fffd}[2j".into()));
+        let ThrottleKey::Username(name) = &key else {
+            unreachable!()
+        };
+        assert_eq!(ThrottleKey::username(name), key);
+        let long = ThrottleKey::username(&"N".repeat(10_000));
+        let ThrottleKey::Username(name) = &long else {
+            unreachable!()
+        };
+        assert_eq!(name.len(), 255);
+        assert!(name.ends_with('…'));
+        assert_eq!(ThrottleKey::username(name), long);
+        // The form an operator sees parses back to the same key.
+        assert_eq!(ThrottleKey::parse(&long.to_string()), Some(long));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! A real `latchd` in a temp home, as a child process, and a client for it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -45,32 +45,27 @@ impl Daemon {
     /// Starts `latchd` on a fresh empty home with the given bcrypt cost, throttling off
     /// and logs at `warn`. Returns at once: see [`Daemon::wait_ready`].
     pub(crate) fn spawn(bcrypt_cost: u32) -> Result<Self> {
-        let latchd = latchd_path()?;
         let home = tempfile::Builder::new()
             .prefix("latch-bench-")
             .tempdir()
             .context("cannot create a temp home")?;
-        let config = format!(
-            "log_level = \"warn\"\n\n[[auth_providers]]\ntype = \"homeassistant\"\n\
-             bcrypt_cost = {bcrypt_cost}\n\n[throttle]\nenabled = false\n"
-        );
-        std::fs::write(home.path().join("latch.toml"), config)
-            .context("cannot write latch.toml")?;
-        let spawned_at = Instant::now();
-        let child = Command::new(&latchd)
-            .arg("--home")
-            .arg(home.path())
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("cannot start {}", latchd.display()))?;
+        let (child, spawned_at) = start(home.path(), bcrypt_cost)?;
         Ok(Self {
             child,
             home,
             spawned_at,
         })
+    }
+
+    /// Stops the daemon (a clean stop: the store's files are rewritten) and starts it
+    /// again on the same home with another bcrypt cost. Returns at once: see
+    /// [`Daemon::wait_ready`].
+    pub(crate) fn restart_with_cost(&mut self, bcrypt_cost: u32) -> Result<()> {
+        self.stop();
+        let (child, spawned_at) = start(self.home.path(), bcrypt_cost)?;
+        self.child = child;
+        self.spawned_at = spawned_at;
+        Ok(())
     }
 
     /// Polls connect + handshake + ping until the daemon answers; returns the time from
@@ -153,6 +148,28 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Writes `home/latch.toml` (the given bcrypt cost, throttling off, logs at `warn`) and
+/// starts `latchd` on `home`.
+fn start(home: &Path, bcrypt_cost: u32) -> Result<(Child, Instant)> {
+    let latchd = latchd_path()?;
+    let config = format!(
+        "log_level = \"warn\"\n\n[[auth_providers]]\ntype = \"homeassistant\"\n\
+         bcrypt_cost = {bcrypt_cost}\n\n[throttle]\nenabled = false\n"
+    );
+    std::fs::write(home.join("latch.toml"), config).context("cannot write latch.toml")?;
+    let spawned_at = Instant::now();
+    let child = Command::new(&latchd)
+        .arg("--home")
+        .arg(home)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {}", latchd.display()))?;
+    Ok((child, spawned_at))
 }
 
 /// Resident set size of a process (`VmRSS` in `/proc/<pid>/status`), in kB.

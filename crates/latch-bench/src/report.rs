@@ -108,6 +108,9 @@ pub(crate) struct Floor {
 pub(crate) struct Row {
     pub(crate) scenario: String,
     pub(crate) figure: f64,
+    /// Set for a row that names something not measured in this run: shown instead of
+    /// the figure, which is then meaningless (`null` in the JSON).
+    pub(crate) unmeasured: Option<String>,
     pub(crate) unit: String,
     pub(crate) floor: Option<Floor>,
     pub(crate) target: Option<Target>,
@@ -119,10 +122,20 @@ impl Row {
         Self {
             scenario: scenario.into(),
             figure,
+            unmeasured: None,
             unit: unit.to_owned(),
             floor: None,
             target: None,
             note: None,
+        }
+    }
+
+    /// A row for something this run did not measure, saying so (`why`) where the figure
+    /// goes; it has no ratio and meets no target.
+    pub(crate) fn unmeasured(scenario: impl Into<String>, why: &str) -> Self {
+        Self {
+            unmeasured: Some(why.to_owned()),
+            ..Self::new(scenario, f64::NAN, "")
         }
     }
 
@@ -149,6 +162,9 @@ impl Row {
 
     /// `figure / floor`, when there is a floor and it is not zero.
     pub(crate) fn ratio(&self) -> Option<f64> {
+        if self.unmeasured.is_some() {
+            return None;
+        }
         let floor = self.floor.as_ref()?;
         (floor.value != 0.0 && floor.value.is_finite()).then(|| self.figure / floor.value)
     }
@@ -180,7 +196,8 @@ pub(crate) struct Machine {
 #[derive(Serialize)]
 struct JsonRow<'a> {
     scenario: &'a str,
-    figure: f64,
+    figure: Option<f64>,
+    unmeasured: Option<&'a str>,
     unit: &'a str,
     floor_label: Option<&'a str>,
     floor: Option<f64>,
@@ -207,7 +224,8 @@ pub(crate) fn to_json(mode: &str, machine: &Machine, rows: &[Row]) -> serde_json
         .iter()
         .map(|r| JsonRow {
             scenario: &r.scenario,
-            figure: r.figure,
+            figure: r.unmeasured.is_none().then_some(r.figure),
+            unmeasured: r.unmeasured.as_deref(),
             unit: &r.unit,
             floor_label: r.floor.as_ref().map(|f| f.label.as_str()),
             floor: r.floor.as_ref().map(|f| f.value),
@@ -265,7 +283,9 @@ pub(crate) fn table(rows: &[Row]) -> String {
         };
         cells.push([
             scenario,
-            with_unit(row.figure, &row.unit),
+            row.unmeasured
+                .clone()
+                .unwrap_or_else(|| with_unit(row.figure, &row.unit)),
             floor,
             ratio,
             target,
@@ -435,6 +455,28 @@ mod tests {
         // The columns line up: the last column ends at the same place on every row.
         assert_eq!(lines[2].chars().count(), lines[0].chars().count());
         assert_eq!(lines[3].chars().count(), lines[0].chars().count());
+    }
+
+    #[test]
+    fn an_unmeasured_row_says_so_and_meets_nothing() {
+        let row = Row::unmeasured("Home Assistant validation", "reference, not measured")
+            .floor("HA", 71_400.0, "ops/s")
+            .target(Target::ratio_at_least(15.0));
+        assert_eq!(row.ratio(), None);
+        assert_eq!(row.met(), None);
+        let text = table(std::slice::from_ref(&row));
+        let line = text.lines().nth(2).unwrap_or_default();
+        assert!(line.contains("reference, not measured"), "{text}");
+        assert!(!line.contains("NaN"), "{text}");
+        let machine = Machine {
+            cores: 1,
+            kernel: "k".into(),
+            date: "d".into(),
+        };
+        let json = to_json("full", &machine, &[row]);
+        assert!(json["rows"][0]["figure"].is_null());
+        assert_eq!(json["rows"][0]["unmeasured"], "reference, not measured");
+        assert!(json["rows"][0]["met"].is_null());
     }
 
     #[test]

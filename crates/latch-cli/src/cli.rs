@@ -204,9 +204,13 @@ pub(crate) enum TokenCommand {
     Refresh {
         /// The refresh token, or `-`.
         refresh_token: String,
-        /// The client id the refresh token was issued to.
+        /// The client id the refresh token was issued to (`latch login` issues to the
+        /// CLI's own).
+        #[arg(long, default_value = crate::commands::login::DEFAULT_CLIENT_ID, conflicts_with = "no_client_id")]
+        client_id: String,
+        /// The refresh token was issued to no client (a long-lived or system token).
         #[arg(long)]
-        client_id: Option<String>,
+        no_client_id: bool,
     },
     /// Revoke a refresh token, by id or by value.
     #[command(group(ArgGroup::new("which").required(true).args(["id", "token"])))]
@@ -241,6 +245,10 @@ pub(crate) enum MfaCommand {
         /// The MFA module.
         #[arg(long, default_value = "totp")]
         module: String,
+        /// Also write the QR code as a PNG image to this new file (mode 0600: it holds
+        /// the secret), to show on another screen.
+        #[arg(long, value_name = "FILE")]
+        qr_png: Option<PathBuf>,
     },
     /// Turn a user's second factor off.
     Disable {

@@ -34,6 +34,33 @@ impl Failure {
         }
     }
 
+    /// The stable code of the failure in `--json` output: the daemon's error code when
+    /// it answered with one, else the kind of failure.
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            Self::Client(e) => match e.code() {
+                Some(code) => code.as_str(),
+                None => match e.exit_code() {
+                    exit::UNREACHABLE => "not_running",
+                    exit::AUTH => "socket_auth_failed",
+                    exit::USAGE => "usage",
+                    _ => "error",
+                },
+            },
+            Self::Usage(_) => "usage",
+            Self::Denied(_) => "denied",
+            Self::NotFound(_) => "not_found",
+            Self::Other(_) | Self::Silent(_) => "error",
+        }
+    }
+
+    /// The failure as `--json` reports it, the one error shape of every command:
+    /// `{"error": {"code": …, "message": …}}`; `None` when it was already reported.
+    pub(crate) fn json(&self) -> Option<serde_json::Value> {
+        let message = self.message()?;
+        Some(error_json(self.code(), &message))
+    }
+
     /// The message for stderr, if any.
     pub(crate) fn message(&self) -> Option<String> {
         match self {
@@ -90,6 +117,16 @@ fn client_message(e: &ClientError) -> String {
             .to_owned(),
         _ => e.to_string(),
     }
+}
+
+/// The `error` member of every `--json` error: `{"code": …, "message": …}`.
+pub(crate) fn error_object(code: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({ "code": code, "message": message })
+}
+
+/// A whole `--json` error document: `{"error": {"code": …, "message": …}}`.
+pub(crate) fn error_json(code: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({ "error": error_object(code, message) })
 }
 
 pub(crate) type Outcome = Result<(), Failure>;

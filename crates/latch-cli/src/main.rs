@@ -20,14 +20,21 @@ fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(latch_client::exit::USAGE)
+            if !e.use_stderr() {
+                // --help, --version
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            if std::env::args_os().any(|a| a == "--json") {
+                let message = e.render().to_string();
+                ui::json(&fail::error_json("usage", message.trim_end()));
             } else {
-                ExitCode::SUCCESS
-            };
+                let _ = e.print();
+            }
+            return ExitCode::from(latch_client::exit::USAGE);
         }
     };
+    let json = cli.json;
     // Quiet unless RUST_LOG asks: the client's own diagnostics are for debugging.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -42,8 +49,8 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("latch: cannot start the async runtime: {e}");
-            return ExitCode::from(latch_client::exit::OTHER);
+            let failure = fail::Failure::Other(format!("cannot start the async runtime: {e}"));
+            return report(&failure, json);
         }
     };
     let outcome = runtime.block_on(commands::run(cli));
@@ -51,11 +58,19 @@ fn main() -> ExitCode {
     runtime.shutdown_background();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            if let Some(message) = failure.message() {
-                eprintln!("latch: {message}");
-            }
-            ExitCode::from(failure.exit_code())
-        }
+        Err(failure) => report(&failure, json),
     }
+}
+
+/// Reports a failure: a JSON error document on stdout with `--json`, else a line on
+/// stderr; then its exit code.
+fn report(failure: &fail::Failure, json: bool) -> ExitCode {
+    if json {
+        if let Some(doc) = failure.json() {
+            ui::json(&doc);
+        }
+    } else if let Some(message) = failure.message() {
+        ui::note(format!("latch: {message}"));
+    }
+    ExitCode::from(failure.exit_code())
 }

@@ -13,6 +13,9 @@ use crate::fail::Failure;
 /// The shortest password the CLI accepts.
 pub(crate) const MIN_PASSWORD_LEN: usize = 8;
 
+/// How many times a terminal is asked for a new password before the command gives up.
+pub(crate) const PASSWORD_ATTEMPTS: u32 = 3;
+
 #[derive(Debug)]
 pub(crate) struct Prompter {
     interactive: bool,
@@ -52,23 +55,42 @@ impl Prompter {
     }
 
     /// Reads a new password: from one stdin line with `from_stdin`, else prompted twice
-    /// (the confirmation must match). Empty and short passwords are refused.
+    /// (the confirmation must match). Empty and short passwords are refused. On a
+    /// terminal a refused or mistyped password is asked again, up to
+    /// [`PASSWORD_ATTEMPTS`] times; from a pipe the first mistake ends the command.
     pub(crate) fn new_password(&mut self, from_stdin: bool) -> Result<Sensitive, Failure> {
-        let password = if from_stdin {
-            read_line("the password").map(|line| Sensitive::from(strip_newline(line)))?
-        } else {
-            let first = self.secret("New password")?;
-            check_password(&first)?;
-            let again = self.secret("Repeat the password")?;
-            if first.expose() != again.expose() {
-                return Err(Failure::Usage(
-                    "the passwords do not match: nothing was changed".to_owned(),
-                ));
+        if from_stdin {
+            let password =
+                read_line("the password").map(|line| Sensitive::from(strip_newline(line)))?;
+            check_password(&password)?;
+            return Ok(password);
+        }
+        let mut attempt = 1;
+        loop {
+            match self.new_password_twice() {
+                Ok(password) => return Ok(password),
+                Err(Failure::Usage(why)) if self.interactive && attempt < PASSWORD_ATTEMPTS => {
+                    let why = why
+                        .trim_end_matches(": nothing was changed")
+                        .trim_end_matches("; nothing was changed");
+                    crate::ui::note(format!("{why}: try again"));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
             }
-            first
-        };
-        check_password(&password)?;
-        Ok(password)
+        }
+    }
+
+    fn new_password_twice(&mut self) -> Result<Sensitive, Failure> {
+        let first = self.secret("New password")?;
+        check_password(&first)?;
+        let again = self.secret("Repeat the password")?;
+        if first.expose() != again.expose() {
+            return Err(Failure::Usage(
+                "the passwords do not match: nothing was changed".to_owned(),
+            ));
+        }
+        Ok(first)
     }
 }
 

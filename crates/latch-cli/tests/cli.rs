@@ -239,7 +239,7 @@ fn tokens_validate_with_exit_codes_and_json() {
     let out = daemon.run(&["token", "validate", "not.a.token", "--json"], "");
     out.assert_code(1);
     assert_eq!(out.json()["valid"], false);
-    assert_eq!(out.json()["error"], "invalid_token");
+    assert_eq!(out.json()["error"]["code"], "invalid_token");
 
     let out = daemon.run(
         &[
@@ -497,5 +497,137 @@ fn help_documents_the_exit_codes() {
         "LATCH_TOKEN_FILE",
     ] {
         assert!(out.stdout.contains(needle), "{needle:?} in {}", out.stdout);
+    }
+}
+
+#[test]
+fn a_login_token_refreshes_without_naming_the_cli_client_id() {
+    let daemon = Daemon::start();
+    daemon.onboard();
+    let out = daemon.run(
+        &[
+            "login",
+            "paulus",
+            "--password-stdin",
+            "--show-tokens",
+            "--json",
+        ],
+        "correct horse battery\n",
+    );
+    out.assert_code(0);
+    let refresh = out.json()["refresh_token"].as_str().unwrap().to_owned();
+
+    // The CLI's own client id is the default.
+    let out = daemon.run(&["token", "refresh", "-"], &format!("{refresh}\n"));
+    out.assert_code(0);
+    daemon
+        .run(&["token", "validate", out.stdout.trim()], "")
+        .assert_code(0);
+
+    // Another client id, or none: refused, naming the one the token was issued to.
+    for args in [
+        &[
+            "token",
+            "refresh",
+            "-",
+            "--client-id",
+            "https://other.example/",
+        ][..],
+        &["token", "refresh", "-", "--no-client-id"],
+    ] {
+        let out = daemon.run(args, &format!("{refresh}\n"));
+        out.assert_code(2);
+        assert!(
+            out.stderr
+                .contains("issued to client id \"https://latch.localhost/cli\""),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("--client-id"), "{}", out.stderr);
+    }
+    let out = daemon.run(
+        &["token", "refresh", "-", "--no-client-id", "--json"],
+        &format!("{refresh}\n"),
+    );
+    out.assert_code(2);
+    assert_eq!(out.json()["error"]["code"], "usage");
+}
+
+#[test]
+fn json_errors_have_one_shape_for_every_command() {
+    // Without a daemon.
+    let home = tempfile::tempdir().unwrap();
+    for args in [
+        &["user", "list", "--json"][..],
+        &["token", "validate", "x", "--json"],
+        &["audit", "--json"],
+        &["user", "frobnicate", "--json"],
+        &["check", "paulus", "light.kitchen", "write", "--json"],
+    ] {
+        let out = run(latch_in(home.path(), args), "");
+        assert_ne!(out.code, 0, "{args:?}");
+        let error = &out.json()["error"];
+        assert!(error["code"].is_string(), "{args:?}: {}", out.stdout);
+        assert!(error["message"].is_string(), "{args:?}: {}", out.stdout);
+        assert!(out.stderr.is_empty(), "{args:?}: {}", out.stderr);
+    }
+    let status = run(latch_in(home.path(), &["status", "--json"]), "");
+    status.assert_code(3);
+    assert_eq!(status.json()["running"], false);
+    assert_eq!(status.json()["error"]["code"], "not_running");
+
+    // With one: every kind of failure.
+    let daemon = Daemon::start();
+    daemon.onboard();
+    for (args, stdin, code, name) in [
+        (
+            &["user", "remove", "nobody", "--json"][..],
+            "",
+            5,
+            "not_found",
+        ),
+        (&["user", "add", " ", "--json"], "", 2, "usage"),
+        (
+            &["token", "revoke", "--id", "nope", "--json"],
+            "",
+            5,
+            "token_not_found",
+        ),
+        (
+            &["lockouts", "--clear", "username:nobody", "--json"],
+            "",
+            5,
+            "not_found",
+        ),
+        (&["events", "--kind", "bogus", "--json"], "", 2, "usage"),
+        (&["mfa", "disable", "nobody", "--json"], "", 5, "not_found"),
+        (&["password", "set", "nobody", "--json"], "", 5, "not_found"),
+        (
+            &["onboard", "--password-stdin", "--json"],
+            "A\na\npassword1\n",
+            2,
+            "usage",
+        ),
+        (
+            &["login", "paulus", "--password-stdin", "--json"],
+            "wrong password\n",
+            1,
+            "denied",
+        ),
+        (
+            &["user", "add", "X", "--group", "no-such-group", "--json"],
+            "",
+            5,
+            "group_not_found",
+        ),
+    ] {
+        let out = daemon.run(args, stdin);
+        out.assert_code(code);
+        let doc = out.json();
+        let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["error"], "{args:?}: {doc}");
+        assert_eq!(doc["error"]["code"], name, "{args:?}: {doc}");
+        assert!(!doc["error"]["message"].as_str().unwrap().is_empty());
+        assert!(out.stderr.is_empty(), "{args:?}: {}", out.stderr);
     }
 }

@@ -4,8 +4,8 @@ use std::net::IpAddr;
 
 use latch_protocol::{
     AccessToken, DaemonStatus, FlowState, FormInput, GroupInfo, Handler, LockoutInfo, LockoutKey,
-    LongLivedToken, MfaModuleInfo, PermissionKey, ProviderInfo, Request, Response, Sensitive,
-    SetupFlowState, Subject, TokenInfo, TokenType, UserInfo, ValidatedToken,
+    LongLivedToken, MfaModuleInfo, Page, PermissionKey, ProviderInfo, Request, Response, Sensitive,
+    SetupFlowState, Subject, ThrottleState, TokenInfo, TokenType, UserInfo, ValidatedToken,
 };
 
 use crate::client::unexpected;
@@ -230,13 +230,32 @@ impl Client {
         }, Response::Revoked { count } => count)
     }
 
-    /// A user's refresh tokens (never the tokens themselves).
+    /// A user's refresh tokens (never the tokens themselves), in id order, read a page
+    /// at a time ([`Client::tokens`]) so any number of them can be listed.
     ///
     /// # Errors
     ///
     /// As [`Client::request`]; `user_not_found`.
     pub async fn list_tokens(&self, user_id: &str) -> Result<Vec<TokenInfo>, ClientError> {
-        call!(self, Request::ListTokens { user_id: user_id.to_owned() }, Response::Tokens(t) => t)
+        self.tokens(user_id).all().await
+    }
+
+    /// One page of a user's refresh tokens, by id, after the cursor `after`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::request`]; `user_not_found`.
+    pub async fn tokens_page(
+        &self,
+        user_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<TokenInfo>, ClientError> {
+        call!(self, Request::ListTokensPage {
+            user_id: user_id.to_owned(),
+            after: after.map(str::to_owned),
+            limit,
+        }, Response::TokenPage(page) => page)
     }
 
     /// Creates a long-lived access token for a user; the token is in the answer, once.
@@ -278,22 +297,64 @@ impl Client {
 
     // ---- users ------------------------------------------------------------------------
 
-    /// Every user.
+    /// Every user, in id order, read a page at a time ([`Client::users`]) so any
+    /// number of users can be listed.
     ///
     /// # Errors
     ///
     /// As [`Client::request`].
     pub async fn list_users(&self) -> Result<Vec<UserInfo>, ClientError> {
-        call!(self, Request::ListUsers, Response::Users(users) => users)
+        self.users().all().await
     }
 
-    /// One user.
+    /// One page of users, by id, after the cursor `after` (see [`Page`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::request`].
+    pub async fn users_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<UserInfo>, ClientError> {
+        call!(self, Request::ListUsersPage {
+            after: after.map(str::to_owned),
+            limit,
+        }, Response::UserPage(page) => page)
+    }
+
+    /// One user, by id.
     ///
     /// # Errors
     ///
     /// As [`Client::request`]; `user_not_found`.
     pub async fn get_user(&self, user_id: &str) -> Result<UserInfo, ClientError> {
         call!(self, Request::GetUser { user_id: user_id.to_owned() }, Response::User(u) => u)
+    }
+
+    /// One user, by the username of their password login, compared as Home Assistant
+    /// compares usernames (surrounding whitespace and case do not matter).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::request`]; `user_not_found`.
+    pub async fn get_user_by_username(&self, username: &str) -> Result<UserInfo, ClientError> {
+        call!(self, Request::GetUserByUsername { username: username.to_owned() },
+            Response::User(u) => u)
+    }
+
+    /// The users whose display name is exactly `name` (at most `limit`, by id).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::request`].
+    pub async fn find_users_by_name(
+        &self,
+        name: &str,
+        limit: u32,
+    ) -> Result<Vec<UserInfo>, ClientError> {
+        call!(self, Request::FindUsersByName { name: name.to_owned(), limit },
+            Response::Users(users) => users)
     }
 
     /// Creates a user without credentials (the first non-system user becomes the owner).
@@ -458,6 +519,29 @@ impl Client {
         }, Response::Done => ())
     }
 
+    /// A person changes their own password from `remote_ip` (their address, as the
+    /// calling service saw it): throttled like a login, and refused for a local-only
+    /// user from a non-local address.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::request`]; `invalid_token`, `forbidden`, `credential_not_found`,
+    /// `invalid_auth`, `weak_password`, `invalid_request`, `too_many_attempts`.
+    pub async fn change_own_password_from(
+        &self,
+        access_token: &str,
+        current_password: &str,
+        new_password: &str,
+        remote_ip: Option<IpAddr>,
+    ) -> Result<(), ClientError> {
+        call!(self, Request::ChangeOwnPasswordFrom {
+            access_token: Sensitive::from(access_token),
+            current_password: Sensitive::from(current_password),
+            new_password: Sensitive::from(new_password),
+            remote_ip,
+        }, Response::Done => ())
+    }
+
     /// Renames a user's login.
     ///
     /// # Errors
@@ -589,13 +673,48 @@ impl Client {
         }, Response::Permission { allowed } => allowed)
     }
 
-    /// The current lockouts and failure counts.
+    /// The current lockouts and failure counts, by key, read a page at a time
+    /// ([`Client::lockouts`]).
     ///
     /// # Errors
     ///
     /// As [`Client::request`].
     pub async fn list_lockouts(&self) -> Result<Vec<LockoutInfo>, ClientError> {
-        call!(self, Request::ListLockouts, Response::Lockouts(l) => l)
+        self.lockouts().all().await
+    }
+
+    /// One page of lockouts, by key text, after the cursor `after`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::request`].
+    pub async fn lockouts_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<LockoutInfo>, ClientError> {
+        call!(self, Request::ListLockoutsPage {
+            after: after.map(str::to_owned),
+            limit,
+        }, Response::LockoutPage(page) => page)
+    }
+
+    /// How latchd would treat a login attempt for `username` from `ip_address` now:
+    /// how long it would hold it, or the lockout that would refuse it. Nothing is
+    /// counted.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::request`].
+    pub async fn login_throttle(
+        &self,
+        username: Option<&str>,
+        ip_address: Option<IpAddr>,
+    ) -> Result<ThrottleState, ClientError> {
+        call!(self, Request::LoginThrottle {
+            username: username.map(str::to_owned),
+            ip_address,
+        }, Response::Throttle(state) => state)
     }
 
     /// Lifts a lockout (a no-op if there is none).

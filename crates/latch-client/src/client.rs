@@ -506,6 +506,13 @@ pub(crate) fn response_name(response: &Response) -> &'static str {
         Response::Done => "done",
         Response::Subscribed => "subscribed",
         Response::Unsubscribed => "unsubscribed",
+        Response::UserPage(_) => "user_page",
+        Response::TokenPage(_) => "token_page",
+        Response::LockoutPage(_) => "lockout_page",
+        Response::Throttle(_) => "throttle",
+        Response::LoginProviders(_) => "login_providers",
+        Response::HttpFlow(_) => "http_flow",
+        Response::Grant(_) => "grant",
     }
 }
 

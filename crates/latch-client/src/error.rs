@@ -80,6 +80,27 @@ pub enum ClientError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The session-token file could have been planted or read by another user: not a
+    /// regular file owned by us (or root) with no access for group and others. It was
+    /// not used, and nothing was sent.
+    #[error("{detail}")]
+    UntrustedTokenFile {
+        /// The token file.
+        path: PathBuf,
+        /// What was found and what is required.
+        detail: String,
+    },
+    /// The process listening on the socket runs as another user (not us, root, or the
+    /// token file's owner): an impostor. Nothing was sent to it.
+    #[error("{detail}")]
+    UntrustedDaemon {
+        /// The socket.
+        socket: PathBuf,
+        /// The daemon's uid, when the kernel reported one.
+        uid: Option<u32>,
+        /// What was found.
+        detail: String,
+    },
     /// The daemon refused our proof of the token, or closed the connection during the
     /// handshake: a stale token file, or a user the daemon does not admit.
     #[error("latchd refused this client: {reason}")]
@@ -166,6 +187,8 @@ impl ClientError {
             Self::NoHome | Self::ProtocolVersion { .. } => exit::USAGE,
             Self::TokenMissing { .. }
             | Self::TokenUnreadable { .. }
+            | Self::UntrustedTokenFile { .. }
+            | Self::UntrustedDaemon { .. }
             | Self::AuthRefused { .. }
             | Self::ServerImpostor { .. } => exit::AUTH,
             Self::Api { code, .. } => api_exit_code(*code),
@@ -211,6 +234,19 @@ impl ClientError {
                 source,
             },
             IpcError::Token(token) => Self::from_token(token),
+            IpcError::UntrustedDaemon { path, uid, reason } => {
+                let detail = IpcError::UntrustedDaemon {
+                    path: path.clone(),
+                    uid,
+                    reason,
+                }
+                .to_string();
+                Self::UntrustedDaemon {
+                    socket: path,
+                    uid,
+                    detail,
+                }
+            }
             IpcError::ServerImpostor { socket, token } => Self::ServerImpostor {
                 socket,
                 token_file: token,
@@ -254,6 +290,23 @@ impl ClientError {
                 path,
                 reason: source.to_string(),
             },
+            TokenError::Untrusted {
+                path,
+                owner,
+                mode,
+                caller,
+                not_a_file,
+            } => {
+                let detail = TokenError::Untrusted {
+                    path: path.clone(),
+                    owner,
+                    mode,
+                    caller,
+                    not_a_file,
+                }
+                .to_string();
+                Self::UntrustedTokenFile { path, detail }
+            }
             TokenError::Malformed { path, source } => Self::TokenUnreadable {
                 path,
                 reason: format!("not a session token: {source}"),

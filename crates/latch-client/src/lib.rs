@@ -21,6 +21,10 @@
 //!   ([`ClientError::exit_code`]).
 //! - [`Client::subscribe`] yields a bounded [`Subscription`] stream of [`ClientEvent`]s
 //!   that survives reconnects.
+//! - Listings that can outgrow one frame (users, tokens, lockouts) are read a page at a
+//!   time through a [`Pager`] ([`Client::users`], [`Client::tokens`],
+//!   [`Client::lockouts`]); `list_*` collect every page. A user is found directly by id
+//!   or username ([`Client::get_user`], [`Client::get_user_by_username`]).
 //!
 //! # Example
 //!
@@ -41,14 +45,18 @@ mod api;
 mod client;
 mod error;
 mod events;
+mod http_api;
 mod options;
+mod pager;
 
 pub use api::{NewUser, UserUpdate};
 pub use client::Client;
 pub use error::{ClientError, START_HINT, TOKEN_HINT, api_exit_code, exit};
 pub use events::{ClientEvent, Subscription};
+pub use http_api::CodeFlowStart;
 pub use latch_protocol as protocol;
 pub use options::{
     ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_EVENT_BUFFER, DEFAULT_REQUEST_TIMEOUT,
     ReconnectPolicy,
 };
+pub use pager::{Paged, Pager};

@@ -81,7 +81,7 @@ async fn a_stale_token_file_is_caught_before_anything_is_sent() {
     // A well-formed token that is not the daemon's: the daemon cannot prove it holds
     // it, so the client stops at the daemon's proof.
     let stale = dir.path().join("stale-token");
-    std::fs::write(&stale, format!("{}\n", "ab".repeat(32))).unwrap();
+    write_private(&stale, &format!("{}\n", "ab".repeat(32)));
     let err = Client::connect_with(ClientOptions {
         token_file: Some(stale.clone()),
         ..daemon.options()
@@ -98,7 +98,7 @@ async fn a_stale_token_file_is_caught_before_anything_is_sent() {
 
     // Not a token at all.
     let garbage = dir.path().join("garbage");
-    std::fs::write(&garbage, "not a token").unwrap();
+    write_private(&garbage, "not a token");
     let err = Client::connect_with(ClientOptions {
         token_file: Some(garbage.clone()),
         ..daemon.options()
@@ -112,6 +112,69 @@ async fn a_stale_token_file_is_caught_before_anything_is_sent() {
     assert_eq!(err.exit_code(), exit::AUTH);
 
     // The right file still works.
+    daemon.client().await.ping().await.unwrap();
+}
+
+/// Writes `text` to `path`, mode 0600.
+fn write_private(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)]
+async fn a_token_file_others_could_read_or_plant_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let daemon = TestDaemon::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A copy of the daemon's own, valid token: only where it lies is wrong.
+    let copy = dir.path().join("session-token");
+    write_private(
+        &copy,
+        &std::fs::read_to_string(token_path(daemon.home())).unwrap(),
+    );
+    let options = || ClientOptions {
+        token_file: Some(copy.clone()),
+        reconnect: latch_client::ReconnectPolicy::Never,
+        ..daemon.options()
+    };
+    Client::connect_with(options())
+        .await
+        .unwrap()
+        .ping()
+        .await
+        .unwrap();
+
+    for mode in [0o640, 0o604] {
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(mode)).unwrap();
+        let err = Client::connect_with(options()).await.unwrap_err();
+        let ClientError::UntrustedTokenFile { path, detail } = &err else {
+            panic!("expected UntrustedTokenFile, got {err:?}");
+        };
+        assert_eq!(path, &copy);
+        assert!(detail.contains(&format!("mode {mode:04o}")), "{detail}");
+        assert!(detail.contains(&copy.display().to_string()), "{detail}");
+        assert_eq!(err.exit_code(), exit::AUTH);
+        assert!(err.is_auth_failure());
+    }
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    if latch_ipc::home::current_uid() == 0 {
+        std::os::unix::fs::chown(&copy, Some(65_534), Some(65_534)).unwrap();
+        let err = Client::connect_with(options()).await.unwrap_err();
+        let ClientError::UntrustedTokenFile { detail, .. } = &err else {
+            panic!("expected UntrustedTokenFile, got {err:?}");
+        };
+        assert!(detail.contains("owned by uid 65534"), "{detail}");
+        assert!(detail.contains("owned by you (uid 0) or root"), "{detail}");
+    } else {
+        eprintln!(
+            "not root: a file cannot be given to another user here; latch-ipc's \
+             token::tests::a_token_file_of_another_owner_is_refused checks the rule"
+        );
+    }
+    // The daemon's own file still serves.
     daemon.client().await.ping().await.unwrap();
 }
 

@@ -1,11 +1,17 @@
 //! The audit log: every [`AuthEvent`] appended as one JSON object per line to
 //! `<home>/audit.log`, with size-based rotation.
 //!
-//! - **Format.** `{"ts": "<RFC 3339 UTC>", "event": "<name>", ...}` with the event's ids,
-//!   token type, client id and name, the username as typed, provider type, source
-//!   address, reason, lockout key and end. Events carry no secret, and nothing here adds
-//!   one. A broadcast receiver that fell behind writes `{"event": "audit_lagged",
-//!   "missed": N}`.
+//! - **Format.** `{"ts": "<RFC 3339 UTC>", "event": "<name>", ...}` followed by every
+//!   field of the event, as the event serialises itself (see [`AuthEvent`]): ids, token
+//!   type, client id and name, the username as typed (escaped, at most 255 bytes),
+//!   provider type, source address, reason, lockout key and end, credential and module
+//!   ids. Nothing is listed here by hand, so a new kind of event is logged whole. Events
+//!   carry no secret, and nothing here adds one.
+//! - **Never silently short.** The writer runs on a thread of its own ([`spawn`]), so
+//!   its file IO never runs on (or waits for) a runtime worker and it keeps up with the
+//!   event stream; if it still falls more than the event buffer behind, it writes
+//!   `{"event": "audit_lagged", "missed": N, "missed_total": M}` with the exact number of
+//!   events it lost, and logs a warning.
 //! - **File.** Created mode 0600 with `O_APPEND | O_NOFOLLOW`: a symlink at the path is
 //!   refused (the daemon does not start) and the file is never written through one. An
 //!   existing file with wider permissions is narrowed to 0600.
@@ -23,7 +29,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use latch_auth::AuthEvent;
 use serde_json::{Map, Value, json};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::config::AuditConfig;
 
@@ -160,138 +166,151 @@ fn timestamp(ts: DateTime<Utc>) -> String {
     ts.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// The JSON record of `event` at `ts`. Only ids, names, addresses and reasons: events
-/// carry no secret.
+/// The JSON record of `event` at `ts`: the time, then the event as it serialises
+/// itself (its name under `"event"`, then each field). Events carry no secret.
 pub(crate) fn record(event: &AuthEvent, ts: DateTime<Utc>) -> Value {
     let mut m = Map::new();
     m.insert("ts".into(), timestamp(ts).into());
-    m.insert("event".into(), event.name().into());
-    let mut put = |k: &str, v: Value| {
-        m.insert(k.to_owned(), v);
-    };
-    match event {
-        AuthEvent::UserAdded { user_id }
-        | AuthEvent::UserUpdated { user_id }
-        | AuthEvent::UserRemoved { user_id } => put("user_id", user_id.to_string().into()),
-        AuthEvent::RefreshTokenCreated {
-            user_id,
-            refresh_token_id,
-            token_type,
-            client_id,
-            client_name,
-        } => {
-            put("user_id", user_id.to_string().into());
-            put("refresh_token_id", refresh_token_id.to_string().into());
-            put("token_type", token_type.to_string().into());
-            put("client_id", json!(client_id));
-            put("client_name", json!(client_name));
+    match serde_json::to_value(event) {
+        Ok(Value::Object(fields)) => m.extend(fields),
+        other => {
+            // Not expected: every event serialises to an object. Keep the name.
+            m.insert("event".into(), event.name().into());
+            let why = match other {
+                Err(e) => e.to_string(),
+                Ok(_) => "not an object".to_owned(),
+            };
+            m.insert(
+                "error".into(),
+                format!("cannot serialise the event: {why}").into(),
+            );
         }
-        AuthEvent::RefreshTokenRevoked {
-            user_id,
-            refresh_token_id,
-        } => {
-            put("user_id", user_id.to_string().into());
-            put("refresh_token_id", refresh_token_id.to_string().into());
-        }
-        AuthEvent::LoginFailed {
-            username,
-            provider_type,
-            source,
-            reason,
-        } => {
-            put("username", json!(username));
-            put("provider_type", provider_type.as_str().into());
-            put("source", json!(source.map(|s| s.to_string())));
-            put("reason", reason.as_str().into());
-        }
-        AuthEvent::LoginSucceeded {
-            user_id,
-            provider_type,
-            source,
-        } => {
-            put("user_id", user_id.to_string().into());
-            put("provider_type", provider_type.as_str().into());
-            put("source", json!(source.map(|s| s.to_string())));
-        }
-        AuthEvent::LockoutStarted { key, until } => {
-            put("key", key.to_string().into());
-            put("until", timestamp(*until).into());
-        }
-        AuthEvent::LockoutCleared { key } => put("key", key.to_string().into()),
-        // A newer event kind: its name only, until it is mapped here.
-        _ => {}
     }
     Value::Object(m)
 }
 
-fn lagged(missed: u64, ts: DateTime<Utc>) -> Value {
-    json!({"ts": timestamp(ts), "event": "audit_lagged", "missed": missed})
+fn lagged(missed: u64, missed_total: u64, ts: DateTime<Utc>) -> Value {
+    json!({"ts": timestamp(ts), "event": "audit_lagged", "missed": missed,
+           "missed_total": missed_total})
+}
+
+/// The audit log's writer, running on its own thread.
+#[derive(Debug)]
+pub(crate) struct Auditor {
+    done: oneshot::Receiver<()>,
+}
+
+impl Auditor {
+    /// Waits until the writer has drained what was queued at `halt`, flushed and
+    /// stopped.
+    pub(crate) async fn finish(self) {
+        let _ = self.done.await;
+    }
+}
+
+/// Starts the writer on a thread of its own (`latch-audit`): it receives from `rx`,
+/// writes, and stops at `halt` (after draining) or when the channel closes. Its file IO
+/// never runs on a runtime worker. Must be called inside a Tokio runtime.
+///
+/// # Errors
+/// The thread cannot be started.
+pub(crate) fn spawn(
+    log: AuditLog,
+    rx: broadcast::Receiver<AuthEvent>,
+    halt: watch::Receiver<bool>,
+    now: impl Fn() -> DateTime<Utc> + Send + 'static,
+) -> io::Result<Auditor> {
+    let runtime = tokio::runtime::Handle::current();
+    let (done, done_rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("latch-audit".into())
+        .spawn(move || {
+            // Only channel receives are awaited here (no IO or timer driver is needed),
+            // so this works beside either runtime flavour.
+            runtime.block_on(run(log, rx, halt, now));
+            let _ = done.send(());
+        })?;
+    Ok(Auditor { done: done_rx })
 }
 
 /// Writes what `rx` receives to `log` until `halt` turns true (then drains what is
-/// queued) or the channel closes; flushes whenever the channel is empty.
+/// queued) or the channel closes; flushes whenever the channel is empty. Blocking file
+/// IO: run it where that blocks no runtime worker ([`spawn`]).
 pub(crate) async fn run(
     mut log: AuditLog,
     mut rx: broadcast::Receiver<AuthEvent>,
     mut halt: watch::Receiver<bool>,
     now: impl Fn() -> DateTime<Utc> + Send,
 ) {
+    let mut writer = Writer {
+        log: &mut log,
+        now: &now,
+        missed_total: 0,
+    };
     loop {
         let first = tokio::select! {
             biased;
             r = rx.recv() => r,
             _ = halt.wait_for(|h| *h) => {
-                drain(&mut log, &mut rx, &now);
-                flush(&mut log);
+                writer.drain(&mut rx);
+                writer.flush();
                 return;
             }
         };
         let closed = matches!(first, Err(broadcast::error::RecvError::Closed));
         if !closed {
-            write(&mut log, first, &now);
-            drain(&mut log, &mut rx, &now);
+            writer.write(first);
+            writer.drain(&mut rx);
         }
-        flush(&mut log);
+        writer.flush();
         if closed {
             return;
         }
     }
 }
 
-fn drain(
-    log: &mut AuditLog,
-    rx: &mut broadcast::Receiver<AuthEvent>,
-    now: &impl Fn() -> DateTime<Utc>,
-) {
-    loop {
-        match rx.try_recv() {
-            Ok(event) => write(log, Ok(event), now),
-            Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                write(log, Err(broadcast::error::RecvError::Lagged(n)), now);
+struct Writer<'a, F> {
+    log: &'a mut AuditLog,
+    now: &'a F,
+    missed_total: u64,
+}
+
+impl<F: Fn() -> DateTime<Utc>> Writer<'_, F> {
+    fn drain(&mut self, rx: &mut broadcast::Receiver<AuthEvent>) {
+        loop {
+            match rx.try_recv() {
+                Ok(event) => self.write(Ok(event)),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    self.write(Err(broadcast::error::RecvError::Lagged(n)));
+                }
+                Err(_) => return,
             }
-            Err(_) => return,
         }
     }
-}
 
-fn write(
-    log: &mut AuditLog,
-    received: Result<AuthEvent, broadcast::error::RecvError>,
-    now: &impl Fn() -> DateTime<Utc>,
-) {
-    let record = match received {
-        Ok(event) => record(&event, now()),
-        Err(broadcast::error::RecvError::Lagged(n)) => lagged(n, now()),
-        Err(broadcast::error::RecvError::Closed) => return,
-    };
-    if let Err(e) = log.append(&record) {
-        tracing::error!(path = %log.path().display(), %e, "cannot write the audit log");
+    fn write(&mut self, received: Result<AuthEvent, broadcast::error::RecvError>) {
+        let record = match received {
+            Ok(event) => record(&event, (self.now)()),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                self.missed_total = self.missed_total.saturating_add(n);
+                tracing::warn!(
+                    missed = n,
+                    missed_total = self.missed_total,
+                    "the audit log fell behind the events; the count is in the log"
+                );
+                lagged(n, self.missed_total, (self.now)())
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if let Err(e) = self.log.append(&record) {
+            tracing::error!(path = %self.log.path().display(), %e, "cannot write the audit log");
+        }
     }
-}
 
-fn flush(log: &mut AuditLog) {
-    if let Err(e) = log.flush() {
-        tracing::error!(path = %log.path().display(), %e, "cannot write the audit log");
+    fn flush(&mut self) {
+        if let Err(e) = self.log.flush() {
+            tracing::error!(path = %self.log.path().display(), %e, "cannot write the audit log");
+        }
     }
 }
 
@@ -475,5 +494,97 @@ mod tests {
         let names: Vec<&str> = got.iter().map(|v| v["event"].as_str().unwrap()).collect();
         assert_eq!(names, ["audit_lagged", "user_added", "user_added"]);
         assert_eq!(got[0]["missed"], 2);
+        assert_eq!(got[0]["missed_total"], 2);
+    }
+
+    /// Every kind of event is logged with every field it has, as it serialises itself:
+    /// a kind added later needs no change here.
+    #[test]
+    fn every_field_of_every_kind_is_logged() {
+        let uid = user();
+        let events = [
+            AuthEvent::PasswordChanged {
+                user_id: uid.clone(),
+                credential_id: "c1".into(),
+                source: Some("10.0.0.7".parse().unwrap()),
+            },
+            AuthEvent::PasswordSet {
+                user_id: uid.clone(),
+                credential_id: "c1".into(),
+            },
+            AuthEvent::UsernameChanged {
+                user_id: uid.clone(),
+                credential_id: "c1".into(),
+                username: "annie".into(),
+            },
+            AuthEvent::CredentialRemoved {
+                user_id: Some(uid.clone()),
+                credential_id: "c1".into(),
+                provider_type: "homeassistant".into(),
+            },
+            AuthEvent::MfaEnabled {
+                user_id: uid.clone(),
+                module_id: "totp".into(),
+            },
+            AuthEvent::MfaDisabled {
+                user_id: uid.clone(),
+                module_id: "totp".into(),
+            },
+            AuthEvent::RecoveryCodesRegenerated {
+                user_id: uid.clone(),
+                module_id: "totp".into(),
+            },
+        ];
+        for event in &events {
+            let r = record(event, ts());
+            let mut expected = Map::new();
+            expected.insert("ts".into(), "2026-01-02T03:04:05.000Z".into());
+            let Value::Object(fields) = serde_json::to_value(event).unwrap() else {
+                panic!()
+            };
+            expected.extend(fields);
+            assert_eq!(r, Value::Object(expected));
+            assert_eq!(r["event"], event.name());
+            assert_eq!(r["user_id"], uid.to_string(), "{r}");
+        }
+        let r = record(&events[0], ts());
+        assert_eq!(r["credential_id"], "c1");
+        assert_eq!(r["source"], "10.0.0.7");
+        assert_eq!(record(&events[4], ts())["module_id"], "totp");
+    }
+
+    /// The writer runs on its own thread: it writes while the runtime's only thread is
+    /// blocked, which a task on that runtime could not.
+    #[test]
+    fn the_writer_does_not_need_a_runtime_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(AUDIT_FILE);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let log = AuditLog::open(dir.path(), &config(1 << 20, 1)).unwrap();
+            let (tx, rx) = broadcast::channel(16);
+            let (halt, halt_rx) = watch::channel(false);
+            let auditor = spawn(log, rx, halt_rx, ts).unwrap();
+            tx.send(AuthEvent::UserAdded { user_id: user() }).unwrap();
+            // Block the runtime's only thread until the line is in the file.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while lines(&path).is_empty() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the writer made no progress while the runtime was blocked"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            tx.send(AuthEvent::UserAdded { user_id: user() }).unwrap();
+            halt.send_replace(true);
+            auditor.finish().await;
+        });
+        assert_eq!(
+            lines(&path).len(),
+            2,
+            "the event queued at halt was drained"
+        );
     }
 }

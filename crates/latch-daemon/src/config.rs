@@ -5,11 +5,14 @@
 //! (a test parses it and compares), and `latchd --print-default-config` prints it.
 
 use std::io;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use latch_auth::{AuthConfig, MfaConfig, ProviderConfig, ThrottleConfig};
 use serde::{Deserialize, Serialize};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 /// File name of the configuration inside the latch home.
 pub const CONFIG_FILE: &str = "latch.toml";
@@ -42,11 +45,18 @@ pub enum ConfigError {
         /// The TOML parser's message.
         message: String,
     },
-    /// A value parses but is out of range.
-    #[error("invalid configuration{}: {key} {reason}", source_suffix(path.as_deref()))]
+    /// A value parses but is out of range (or, for `log_level`, not a level).
+    #[error(
+        "invalid configuration{}: {key} {reason}",
+        location(path.as_deref(), *line, *column)
+    )]
     Invalid {
         /// The file, if the configuration came from one.
         path: Option<PathBuf>,
+        /// 1-based line of the offending key in the file, when it came from one.
+        line: Option<usize>,
+        /// 1-based column of the offending key.
+        column: Option<usize>,
         /// The key, e.g. `socket.handshake_timeout_secs`.
         key: &'static str,
         /// What is wrong with its value.
@@ -54,9 +64,26 @@ pub enum ConfigError {
     },
 }
 
-fn source_suffix(path: Option<&Path>) -> String {
-    path.map(|p| format!(" in {}", p.display()))
-        .unwrap_or_default()
+fn location(path: Option<&Path>, line: Option<usize>, column: Option<usize>) -> String {
+    let mut text = path
+        .map(|p| format!(" {}", p.display()))
+        .unwrap_or_default();
+    if let (Some(line), Some(column)) = (line, column) {
+        text.push_str(&format!(" at line {line}, column {column}"));
+    }
+    text
+}
+
+impl ConfigError {
+    /// The 1-based line and column of the problem, when it is known.
+    #[must_use]
+    pub fn position(&self) -> Option<(usize, usize)> {
+        match self {
+            Self::Read { .. } => None,
+            Self::Parse { line, column, .. } => Some((*line, *column)),
+            Self::Invalid { line, column, .. } => line.zip(*column),
+        }
+    }
 }
 
 /// The whole configuration. Every field has a default; see `latch.toml.example`.
@@ -89,6 +116,9 @@ pub struct DaemonConfig {
     pub hashing: HashingConfig,
     /// The audit log (`[audit]`).
     pub audit: AuditConfig,
+    /// `[http]` belongs to `latch-http`, which reads it from the same file (and checks
+    /// it with `latch-http --check-config`); latchd accepts it and ignores it.
+    pub http: toml::Table,
 }
 
 impl Default for DaemonConfig {
@@ -105,6 +135,7 @@ impl Default for DaemonConfig {
             store: StoreConfig::default(),
             hashing: HashingConfig::default(),
             audit: AuditConfig::default(),
+            http: toml::Table::new(),
         }
     }
 }
@@ -144,6 +175,17 @@ pub struct SocketConfig {
     /// Requests of one connection being handled at once; the daemon stops reading that
     /// connection until one finishes. Default `256`.
     pub max_in_flight_per_connection: usize,
+    /// Bytes of answers one connection may have queued and not yet read (a frame's
+    /// payload and header, plus a fixed overhead per frame). An answer that does not fit
+    /// waits for the client to read; one still waiting after `stall_timeout_secs` closes
+    /// the connection. Events are not counted here: a subscriber that falls behind
+    /// gets a `Lagged` notice instead. Default `4194304` (4 MiB).
+    pub outbound_budget_bytes: u64,
+    /// A frame a client has started must be complete within this many seconds, and an
+    /// answer over `outbound_budget_bytes` waits at most this long; past either the
+    /// connection is closed. An idle connection (between frames) has no deadline.
+    /// Default `10`.
+    pub stall_timeout_secs: u64,
 }
 
 impl Default for SocketConfig {
@@ -154,23 +196,54 @@ impl Default for SocketConfig {
             max_unauthenticated: 64,
             max_connections: 16_384,
             max_in_flight_per_connection: 256,
+            outbound_budget_bytes: 4 * 1024 * 1024,
+            stall_timeout_secs: 10,
         }
     }
+}
+
+/// Where the store keeps its data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreBackend {
+    /// Home Assistant's `.storage` files and the local journal (the default).
+    #[default]
+    Files,
+    /// One PostgreSQL database shared by several latchd (see the README's "More than
+    /// one host").
+    Postgres,
 }
 
 /// `[store]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
+    /// `"files"` (default) or `"postgres"`.
+    pub backend: StoreBackend,
     /// Rewrite the snapshot files and empty the journal once the journal holds this many
     /// bytes. Default `8388608` (8 MiB). The store also compacts at every clean shutdown.
     pub compact_after_bytes: u64,
+    /// The database (`backend = "postgres"`): a libpq-style URL or key/value string,
+    /// without the password (latch refuses one here).
+    pub url: Option<String>,
+    /// A file (mode 0600) holding the database password; else `LATCH_DB_PASSWORD`.
+    pub password_file: Option<std::path::PathBuf>,
+    /// This host's name in the shared log. Default: the host name.
+    pub host_name: Option<String>,
+    /// Deadline of each database call, in milliseconds: a write fails after it when the
+    /// database does not answer. Default `3000`.
+    pub write_timeout_ms: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            backend: StoreBackend::Files,
             compact_after_bytes: 8 * 1024 * 1024,
+            url: None,
+            password_file: None,
+            host_name: None,
+            write_timeout_ms: 3000,
         }
     }
 }
@@ -229,17 +302,78 @@ impl std::fmt::Display for ConfigSource {
     }
 }
 
+/// The accepted range of one numeric key. Every numeric key of the configuration has
+/// one ([`BOUNDS`]), and `latch.toml.example` states it next to the key; a value
+/// outside it is refused, so no accepted value can overflow or panic later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bound {
+    /// The key, e.g. `throttle.window_secs`.
+    pub key: &'static str,
+    /// The smallest value accepted.
+    pub min: u64,
+    /// The largest value accepted.
+    pub max: u64,
+}
+
+const fn bound(key: &'static str, min: u64, max: u64) -> Bound {
+    Bound { key, min, max }
+}
+
+/// Thirty days, in seconds: the longest throttle window and lockout.
+const THIRTY_DAYS_SECS: u64 = 30 * 24 * 3600;
+/// One GiB: the largest byte size any key accepts.
+const ONE_GIB: u64 = 1024 * 1024 * 1024;
+
+/// The range of every numeric key (the numbers in provider and module tables are
+/// checked by the provider or module itself: `bcrypt_cost` 4..=31, `recovery_codes`
+/// 0..=100).
+pub const BOUNDS: &[Bound] = &[
+    bound("shutdown_grace_secs", 0, 3600),
+    bound("throttle.window_secs", 1, THIRTY_DAYS_SECS),
+    bound("throttle.delay_after", 0, 1000),
+    bound("throttle.base_delay_ms", 0, 60_000),
+    bound("throttle.max_delay_ms", 0, 60_000),
+    bound("throttle.lockout_after", 1, 1000),
+    bound("throttle.lockout_secs", 1, THIRTY_DAYS_SECS),
+    bound("throttle.max_tracked", 1, 1_000_000),
+    // Ten years: keeps the f64 the store writes exact and `exp` far from overflow.
+    bound("tokens.access_token_lifetime_secs", 1, 10 * 365 * 24 * 3600),
+    bound("socket.handshake_timeout_secs", 1, 60),
+    bound("socket.max_unauthenticated", 1, 4096),
+    bound("socket.max_connections", 1, 1_048_576),
+    bound("socket.max_in_flight_per_connection", 1, 65_536),
+    bound("socket.outbound_budget_bytes", 65_536, ONE_GIB),
+    bound("socket.stall_timeout_secs", 1, 600),
+    bound("store.compact_after_bytes", 1024, ONE_GIB),
+    bound("store.write_timeout_ms", 100, 60_000),
+    bound("hashing.pool_size", 0, 1024),
+    bound("audit.max_bytes", 1024, ONE_GIB),
+    bound("audit.keep", 0, 1000),
+];
+
+/// At most this many `socket.allowed_uids`.
+pub const MAX_ALLOWED_UIDS: usize = 1024;
+
+/// The level names a `log_level` directive may end in.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+fn widen(value: usize) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
+}
+
 impl DaemonConfig {
     /// Parses and validates a configuration from TOML text; `path` names it in errors.
     ///
     /// # Errors
     /// [`ConfigError::Parse`] with the line and column of the problem;
-    /// [`ConfigError::Invalid`] for an out-of-range value.
+    /// [`ConfigError::Invalid`] for a value out of its range, with the line and column of
+    /// its key.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let config: Self = toml::from_str(text).map_err(|e| {
             let (line, column) = e
                 .span()
-                .map_or((1, 1), |span| line_and_column(text, span.start));
+                .map(|span| refine_span(text, span, e.message()))
+                .map_or((1, 1), |offset| line_and_column(text, offset));
             ConfigError::Parse {
                 path: path.to_path_buf(),
                 line,
@@ -248,11 +382,16 @@ impl DaemonConfig {
             }
         })?;
         config.validate().map_err(|e| match e {
-            ConfigError::Invalid { key, reason, .. } => ConfigError::Invalid {
-                path: Some(path.to_path_buf()),
-                key,
-                reason,
-            },
+            ConfigError::Invalid { key, reason, .. } => {
+                let position = key_offset(text, key).map(|offset| line_and_column(text, offset));
+                ConfigError::Invalid {
+                    path: Some(path.to_path_buf()),
+                    line: position.map(|(line, _)| line),
+                    column: position.map(|(_, column)| column),
+                    key,
+                    reason,
+                }
+            }
             other => other,
         })?;
         Ok(config)
@@ -277,60 +416,101 @@ impl DaemonConfig {
         }
     }
 
-    /// Checks the values serde cannot: ranges and the log filter's syntax.
+    /// The value of every key in [`BOUNDS`], in its order.
+    fn numeric_values(&self) -> [u64; 20] {
+        let t = &self.throttle;
+        let s = &self.socket;
+        [
+            self.shutdown_grace_secs,
+            t.window_secs,
+            u64::from(t.delay_after),
+            t.base_delay_ms,
+            t.max_delay_ms,
+            u64::from(t.lockout_after),
+            t.lockout_secs,
+            widen(t.max_tracked),
+            self.tokens.access_token_lifetime_secs,
+            s.handshake_timeout_secs,
+            widen(s.max_unauthenticated),
+            widen(s.max_connections),
+            widen(s.max_in_flight_per_connection),
+            s.outbound_budget_bytes,
+            s.stall_timeout_secs,
+            self.store.compact_after_bytes,
+            self.store.write_timeout_ms,
+            widen(self.hashing.pool_size),
+            self.audit.max_bytes,
+            widen(self.audit.keep),
+        ]
+    }
+
+    /// Checks what serde cannot: every numeric key against its [`Bound`], the log
+    /// filter, a non-empty provider list, and the allowed uids.
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] naming the first bad key (without a path).
+    /// [`ConfigError::Invalid`] naming the first bad key (without a path or position).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, reason: &str| {
+        let invalid = |key, reason: String| {
             Err(ConfigError::Invalid {
                 path: None,
+                line: None,
+                column: None,
                 key,
-                reason: reason.to_owned(),
+                reason,
             })
         };
-        // Field values are matched literally: a regex could take unbounded time and memory
-        // to compile (fuzzing found a 130-byte one that took half a minute).
-        if let Err(e) = tracing_subscriber::EnvFilter::builder()
-            .with_regex(false)
-            .parse(&self.log_level)
-        {
-            return Err(ConfigError::Invalid {
-                path: None,
-                key: "log_level",
-                reason: format!("is not a log filter: {e}"),
-            });
+        if let Err(reason) = check_log_level(&self.log_level) {
+            return invalid("log_level", reason);
         }
-        if self.tokens.access_token_lifetime_secs == 0 {
-            return invalid("tokens.access_token_lifetime_secs", "must be at least 1");
-        }
-        // Keeps the f64 the store writes exact and `exp` far from overflow.
-        if self.tokens.access_token_lifetime_secs > 10 * 365 * 24 * 3600 {
+        if self.auth_providers.is_empty() {
             return invalid(
-                "tokens.access_token_lifetime_secs",
-                "must be at most 315360000 (ten years)",
+                "auth_providers",
+                "is empty: no one could log in (remove the key for the default \
+                 homeassistant provider)"
+                    .to_owned(),
             );
         }
-        if self.socket.handshake_timeout_secs == 0 {
-            return invalid("socket.handshake_timeout_secs", "must be at least 1");
+        for (bound, value) in BOUNDS.iter().zip(self.numeric_values()) {
+            if !(bound.min..=bound.max).contains(&value) {
+                return invalid(
+                    bound.key,
+                    format!("is {value}, outside {}..={}", bound.min, bound.max),
+                );
+            }
         }
-        if self.socket.max_unauthenticated == 0 {
-            return invalid("socket.max_unauthenticated", "must be at least 1");
+        let uids = &self.socket.allowed_uids;
+        if uids.len() > MAX_ALLOWED_UIDS {
+            return invalid(
+                "socket.allowed_uids",
+                format!(
+                    "lists {} uids, at most {MAX_ALLOWED_UIDS} are accepted",
+                    uids.len()
+                ),
+            );
         }
-        if self.socket.max_connections == 0 {
-            return invalid("socket.max_connections", "must be at least 1");
+        if uids.contains(&u32::MAX) {
+            return invalid(
+                "socket.allowed_uids",
+                "holds 4294967295, which is not a uid ((uid_t)-1)".to_owned(),
+            );
         }
-        if self.socket.max_in_flight_per_connection == 0 {
-            return invalid("socket.max_in_flight_per_connection", "must be at least 1");
-        }
-        if self.store.compact_after_bytes == 0 {
-            return invalid("store.compact_after_bytes", "must be at least 1");
-        }
-        if self.audit.max_bytes < 1024 {
-            return invalid("audit.max_bytes", "must be at least 1024");
-        }
-        if self.audit.keep > 1000 {
-            return invalid("audit.keep", "must be at most 1000");
+        if self.store.backend == StoreBackend::Postgres {
+            match &self.store.url {
+                None => {
+                    return invalid(
+                        "store.url",
+                        "is required with backend = \"postgres\"".to_owned(),
+                    );
+                }
+                Some(url) if url_has_password(url) => {
+                    return invalid(
+                        "store.url",
+                        "must not hold a password: use LATCH_DB_PASSWORD or store.password_file"
+                            .to_owned(),
+                    );
+                }
+                Some(_) => {}
+            }
         }
         Ok(())
     }
@@ -350,11 +530,108 @@ impl DaemonConfig {
         Duration::from_secs(self.socket.handshake_timeout_secs)
     }
 
+    /// How long a started frame, or an answer over the outbound budget, may stall.
+    #[must_use]
+    pub fn stall_timeout(&self) -> Duration {
+        Duration::from_secs(self.socket.stall_timeout_secs)
+    }
+
     /// The shutdown grace period.
     #[must_use]
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
+}
+
+/// `Ok` for a filter whose every directive names a level: a level alone (`info`) or
+/// `target=level` (`latch_store=debug`). A directive with no level (`loud`) would be
+/// read by `tracing` as a target to trace, and nothing else would be logged.
+fn check_log_level(filter: &str) -> Result<(), String> {
+    let levels = LEVELS.join(", ");
+    if filter.trim().is_empty() {
+        return Err(format!("is empty: write a level ({levels})"));
+    }
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level)
+            .trim();
+        if !LEVELS.iter().any(|known| known.eq_ignore_ascii_case(level)) {
+            return Err(format!(
+                "{directive:?} is not a level ({levels}) nor a directive target=level, \
+                 e.g. \"info,latch_store=debug\""
+            ));
+        }
+    }
+    // Field values are matched literally: a regex could take unbounded time and memory
+    // to compile (fuzzing found a 130-byte one that took half a minute).
+    tracing_subscriber::EnvFilter::builder()
+        .with_regex(false)
+        .parse(filter)
+        .map(|_| ())
+        .map_err(|e| format!("is not a log filter: {e}"))
+}
+
+/// The byte offset of `key` (a dotted path such as `socket.max_connections`) in the
+/// TOML `text`, if the text sets it.
+fn key_offset(text: &str, key: &str) -> Option<usize> {
+    let document = DeTable::parse(text).ok()?;
+    let mut table = document.get_ref();
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let (name, value) = table.iter().find(|(name, _)| name.get_ref() == part)?;
+        if parts.peek().is_none() {
+            return Some(name.span().start);
+        }
+        let DeValue::Table(inner) = value.get_ref() else {
+            return None;
+        };
+        table = inner;
+    }
+    None
+}
+
+/// Where to report a parse error at `span`. A provider's or module's own refusal (a
+/// `bcrypt_cost` out of range, an unknown key) comes without a position of its own,
+/// so the parser points at the whole `[[auth_providers]]` or `[[mfa_modules]]` table;
+/// then the key of that table that the message names (first) is reported instead.
+fn refine_span(text: &str, span: Range<usize>, message: &str) -> usize {
+    let Ok(document) = DeTable::parse(text) else {
+        return span.start;
+    };
+    for section in ["auth_providers", "mfa_modules"] {
+        let Some(DeValue::Array(items)) = document.get_ref().get(section).map(Spanned::get_ref)
+        else {
+            continue;
+        };
+        let Some(DeValue::Table(table)) = items
+            .iter()
+            .find(|item| item.span().start == span.start)
+            .map(Spanned::get_ref)
+        else {
+            continue;
+        };
+        let named = table
+            .iter()
+            .filter_map(|(name, _)| {
+                word_at(message, name.get_ref()).map(|at| (at, name.span().start))
+            })
+            .min();
+        if let Some((_, offset)) = named {
+            return offset;
+        }
+    }
+    span.start
+}
+
+/// The first position of `word` in `text` as a whole word (not inside a longer name).
+fn word_at(text: &str, word: &str) -> Option<usize> {
+    let is_name = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word).map(|(at, _)| at).find(|&at| {
+        let before = text.get(..at).and_then(|s| s.chars().next_back());
+        let after = text.get(at + word.len()..).and_then(|s| s.chars().next());
+        !before.is_some_and(is_name) && !after.is_some_and(is_name)
+    })
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.
@@ -367,9 +644,48 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Whether a database URL or key/value string carries a password.
+fn url_has_password(url: &str) -> bool {
+    if let Some((_, rest)) = url.split_once("://") {
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        let in_userinfo = authority
+            .rsplit_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+        return in_userinfo || rest.contains("password=");
+    }
+    url.split_whitespace().any(|kv| kv.starts_with("password"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_password_is_refused_in_the_config() {
+        for url in [
+            "postgres://latch:secret@db.example/latch",
+            "postgres://latch@db.example/latch?password=secret",
+            "host=db.example user=latch password=secret",
+        ] {
+            assert!(url_has_password(url), "{url}");
+            let text = format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n");
+            let err = DaemonConfig::from_toml(&text, Path::new("x.toml")).unwrap_err();
+            assert!(err.to_string().contains("store.url"), "{err}");
+        }
+        for url in [
+            "postgres://latch@db.example/latch",
+            "postgres://db.example/latch?sslmode=require",
+            "host=/run/postgresql user=latch dbname=latch",
+        ] {
+            assert!(!url_has_password(url), "{url}");
+        }
+        let missing = "[store]\nbackend = \"postgres\"\n";
+        let err = DaemonConfig::from_toml(missing, Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("store.url"), "{err}");
+        let ok = "[store]\nbackend = \"postgres\"\nurl = \"postgres://latch@127.0.0.1/latch\"\n";
+        let config = DaemonConfig::from_toml(ok, Path::new("x.toml")).unwrap();
+        assert_eq!(config.store.backend, StoreBackend::Postgres);
+    }
 
     #[test]
     fn line_and_column_count_from_one() {

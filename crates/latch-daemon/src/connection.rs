@@ -49,10 +49,11 @@ async fn reply_as(sender: &Sender, id: u64, result: Answer, now: bool) -> bool {
     match sent {
         Ok(()) => true,
         Err(SendError::Frame(e)) => {
-            // Over the frame limit (a huge listing): the id still gets an answer.
+            // Over the frame limit (listings check first; this is the last guard): the
+            // id still gets an answer.
             tracing::warn!(id, %e, "an answer cannot be sent");
             let result = Err(ApiError::new(
-                ErrorCode::Internal,
+                ErrorCode::AnswerTooLarge,
                 format!("the answer cannot be sent: {e}"),
             ));
             sender.send(&ResponsePayload { id, result }).await.is_ok()

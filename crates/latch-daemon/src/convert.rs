@@ -44,6 +44,14 @@ fn secs(value: i64) -> u64 {
 
 pub(crate) fn flow_state(outcome: FlowOutcome) -> FlowState {
     match outcome {
+        // Only code flows (the HTTP door's requests) end in these; a token flow never
+        // does, and `LoginContinue` does not find a code flow.
+        FlowOutcome::CheckRedirect { flow_id, .. }
+        | FlowOutcome::Code { flow_id, .. }
+        | FlowOutcome::Refused { flow_id, .. } => FlowState::Abort {
+            flow_id: flow_id.as_str().to_owned(),
+            reason: "unknown_error".to_owned(),
+        },
         FlowOutcome::Form { flow_id, form, .. } => FlowState::Form(flow_form(&flow_id, form)),
         FlowOutcome::Abort {
             flow_id, reason, ..

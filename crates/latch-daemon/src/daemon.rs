@@ -18,11 +18,12 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::audit::{self, AuditLog};
-use crate::config::{ConfigSource, DaemonConfig};
+use crate::config::{ConfigSource, DaemonConfig, StoreBackend, StoreConfig};
 use crate::connection::{self, Shared};
 use crate::error::DaemonError;
 use crate::events::{self, EventHub};
 use crate::handler::Handler;
+use crate::registries::{self, Registries};
 use crate::wire::ResponsePayload;
 use crate::{cleanup, fd_limit, ha, signals};
 
@@ -190,14 +191,7 @@ pub async fn start(options: DaemonOptions) -> Result<DaemonHandle, DaemonError> 
 
     let server = DaemonServer::bind(server_config(&home, &config)).await?;
 
-    let store_options = StoreOptions {
-        compact_after_bytes: config.store.compact_after_bytes,
-        ..StoreOptions::default()
-    };
-    let dir = home.dir().to_path_buf();
-    let store = tokio::task::spawn_blocking(move || Store::open(dir, store_options))
-        .await
-        .map_err(|e| DaemonError::Task(e.to_string()))??;
+    let store = open_store(home.dir(), &config.store).await?;
 
     let mut manager_options = ManagerOptions {
         throttle: config.throttle.clone(),
@@ -223,22 +217,49 @@ pub async fn start(options: DaemonOptions) -> Result<DaemonHandle, DaemonError> 
     let (stop, stop_rx) = watch::channel(false);
     let (halt, halt_rx) = watch::channel(false);
     let hub = Arc::new(EventHub::new());
+    // Changes made on other hosts (a shared store) fire this host's events too.
+    let mut applied = store.subscribe_applied();
+    let foreign_manager = manager.clone();
+    tokio::spawn(async move {
+        loop {
+            match applied.recv().await {
+                Ok(batch) => foreign_manager.fire_applied(&batch),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(
+                        missed = n,
+                        "events of changes made on other hosts were dropped"
+                    );
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
     let forwarder = tokio::spawn(events::forward(
         manager.subscribe(),
         Arc::clone(&hub),
         halt_rx,
     ));
-    let auditor = audit_log.map(|log| {
-        let clock = manager.clone();
-        tokio::spawn(audit::run(
-            log,
-            manager.subscribe(),
-            halt.subscribe(),
-            move || clock.now(),
-        ))
-    });
+    let auditor = match audit_log {
+        Some(log) => {
+            let clock = manager.clone();
+            let path = log.path().to_path_buf();
+            let auditor = audit::spawn(log, manager.subscribe(), halt.subscribe(), move || {
+                clock.now()
+            })
+            .map_err(|source| DaemonError::Audit { path, source })?;
+            Some(auditor)
+        }
+        None => None,
+    };
     let cleanup = tokio::spawn(cleanup::run(manager.clone(), stop_rx.clone()));
-    let handler = Handler::new(manager.clone(), home.dir().to_path_buf());
+    let registries = Arc::new(Registries::new(home.dir()));
+    let first_read = Arc::clone(&registries);
+    tokio::task::spawn_blocking(move || first_read.reload())
+        .await
+        .map_err(|e| DaemonError::Task(e.to_string()))?;
+    let registry_watch = tokio::spawn(registries::watch(Arc::clone(&registries), stop_rx.clone()));
+    let handler =
+        Handler::new(manager.clone(), home.dir().to_path_buf()).with_registries(registries);
     let shared = Arc::new(Shared {
         handler: Arc::new(handler),
         hub,
@@ -256,6 +277,7 @@ pub async fn start(options: DaemonOptions) -> Result<DaemonHandle, DaemonError> 
         forwarder,
         auditor,
         cleanup,
+        registry_watch,
     };
     let task = tokio::spawn(serving.run());
     Ok(DaemonHandle {
@@ -275,6 +297,9 @@ fn server_config(home: &Home, config: &DaemonConfig) -> ServerConfig {
     server.handshake_timeout = config.handshake_timeout();
     server.max_pre_auth = config.socket.max_unauthenticated;
     server.max_authenticated = config.socket.max_connections;
+    server.outbound_budget =
+        usize::try_from(config.socket.outbound_budget_bytes).unwrap_or(usize::MAX);
+    server.stall_timeout = config.stall_timeout();
     server
 }
 
@@ -333,9 +358,12 @@ struct Serving {
     store: Store,
     halt: watch::Sender<bool>,
     forwarder: JoinHandle<()>,
-    /// The audit log's writer, when enabled; drains and flushes at `halt`.
-    auditor: Option<JoinHandle<()>>,
+    /// The audit log's writer (a thread of its own), when enabled; drains and flushes
+    /// at `halt`.
+    auditor: Option<audit::Auditor>,
     cleanup: JoinHandle<()>,
+    /// Re-reads Home Assistant's registries when they change; stops at `stop`.
+    registry_watch: JoinHandle<()>,
 }
 
 impl Serving {
@@ -350,6 +378,7 @@ impl Serving {
             forwarder,
             auditor,
             cleanup,
+            registry_watch,
         } = self;
         let mut connections = JoinSet::new();
         let for_connections = stop.clone();
@@ -398,11 +427,12 @@ impl Serving {
         // The cleanup task stopped at `stop`; waiting for it first means the events of a
         // cleanup it was finishing still reach subscribers and the audit log.
         let _ = cleanup.await;
+        let _ = registry_watch.await;
         halt.send_replace(true);
         let _ = forwarder.await;
         if let Some(auditor) = auditor {
             // Drains what is queued and flushes the audit log.
-            let _ = auditor.await;
+            auditor.finish().await;
         }
         store.close().await.map_err(DaemonError::Close)?;
         tracing::info!("latchd stopped");
@@ -421,4 +451,57 @@ async fn wait_for_writers(server: &mut DaemonServer) {
             () = tokio::time::sleep(FLUSH_POLL) => {}
         }
     }
+}
+
+/// Opens the store `[store]` names: the home's files, or the shared PostgreSQL database.
+async fn open_store(home: &Path, config: &StoreConfig) -> Result<Store, DaemonError> {
+    match config.backend {
+        StoreBackend::Files => {
+            let store_options = StoreOptions {
+                compact_after_bytes: config.compact_after_bytes,
+                ..StoreOptions::default()
+            };
+            let dir = home.to_path_buf();
+            Ok(
+                tokio::task::spawn_blocking(move || Store::open(dir, store_options))
+                    .await
+                    .map_err(|e| DaemonError::Task(e.to_string()))??,
+            )
+        }
+        StoreBackend::Postgres => {
+            let url = config.url.clone().unwrap_or_default();
+            let password = db_password(config.password_file.as_deref())?;
+            let host_name = config.host_name.clone().unwrap_or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .unwrap_or_else(|_| "latchd".to_owned())
+            });
+            let mut pg = latch_store_postgres::PgConfig::new(&url, password, &host_name);
+            pg.write_timeout = std::time::Duration::from_millis(config.write_timeout_ms);
+            let backend = latch_store_postgres::PgBackend::open(pg)
+                .await
+                .map_err(|e| DaemonError::SharedStore(e.to_string()))?;
+            Ok(backend.store())
+        }
+    }
+}
+
+/// The database password: from `password_file` (which must be a regular file of mode
+/// 0600 or stricter), else `LATCH_DB_PASSWORD`, else none.
+fn db_password(file: Option<&Path>) -> Result<Option<String>, DaemonError> {
+    if let Some(path) = file {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| DaemonError::PasswordFile(format!("{}: {e}", path.display())))?;
+        if !meta.is_file() || meta.mode() & 0o077 != 0 {
+            return Err(DaemonError::PasswordFile(format!(
+                "{} must be a regular file readable by its owner only (mode 0600)",
+                path.display()
+            )));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DaemonError::PasswordFile(format!("{}: {e}", path.display())))?;
+        return Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned()));
+    }
+    Ok(std::env::var("LATCH_DB_PASSWORD").ok())
 }

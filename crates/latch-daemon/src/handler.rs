@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use latch_auth::{AuthError, AuthManager, ThrottleKey, UserUpdate};
 use latch_models::GroupId;
-use latch_models::permissions::NoRegistry;
 use latch_protocol::{
     AccessToken, ApiError, DaemonStatus, ErrorCode, FormInput, LockoutKey, LongLivedToken,
     MfaModuleInfo, PROTOCOL_VERSION, ProviderInfo, Request, Response, Subject, ValidatedToken,
@@ -21,7 +20,8 @@ use latch_provider::{FlowContext, ProviderError};
 use latch_token::TokenError;
 use serde_json::{Map, Value};
 
-use crate::convert;
+use crate::registries::Registries;
+use crate::{convert, http_door, lists};
 
 /// The answer to one request.
 pub type Answer = Result<Response, ApiError>;
@@ -45,7 +45,11 @@ pub fn error_code(err: &AuthError) -> ErrorCode {
         AuthError::FlowBusy
         | AuthError::IpChanged
         | AuthError::InputMalformed
-        | AuthError::InvalidRequest(_) => C::InvalidRequest,
+        | AuthError::InvalidRequest(_)
+        | AuthError::InvalidCode
+        | AuthError::CodeVerifierRequired
+        | AuthError::InvalidCodeVerifier
+        | AuthError::UnexpectedCodeVerifier => C::InvalidRequest,
         AuthError::UserNotFound => C::UserNotFound,
         AuthError::CredentialNotFound => C::CredentialNotFound,
         AuthError::TokenNotFound => C::TokenNotFound,
@@ -60,6 +64,7 @@ pub fn error_code(err: &AuthError) -> ErrorCode {
         AuthError::AlreadyOnboarded => C::AlreadyOnboarded,
         AuthError::MfaModuleNotFound(_) => C::MfaModuleNotFound,
         AuthError::TooManyAttempts { .. } => C::TooManyAttempts,
+        AuthError::Limit(_) => C::InvalidRequest,
         AuthError::Token(e) => token_error_code(e),
         AuthError::Provider(e) => provider_error_code(e),
         AuthError::Store(_) => C::StorageFailed,
@@ -88,7 +93,7 @@ fn provider_error_code(err: &ProviderError) -> ErrorCode {
         }
         ProviderError::InvalidUsername { .. } => ErrorCode::InvalidUsername,
         ProviderError::WeakPassword(_) => ErrorCode::WeakPassword,
-        ProviderError::NotSupported(_) => ErrorCode::InvalidRequest,
+        ProviderError::NotSupported(_) | ProviderError::Limit(_) => ErrorCode::InvalidRequest,
         ProviderError::Storage(_) => ErrorCode::StorageFailed,
         ProviderError::Internal(_) => ErrorCode::Internal,
     }
@@ -99,7 +104,7 @@ fn err(e: &AuthError) -> ApiError {
 }
 
 /// Form values as the manager takes them.
-fn form_input(input: FormInput) -> Map<String, Value> {
+pub(crate) fn form_input(input: FormInput) -> Map<String, Value> {
     input
         .into_iter()
         .map(|(k, v)| (k, Value::String(v.into_inner())))
@@ -116,15 +121,26 @@ pub(crate) struct Handler {
     manager: AuthManager,
     started: Instant,
     home: PathBuf,
+    /// Home Assistant's entity and device registries, for `device_ids`/`area_ids` rules.
+    registries: Arc<Registries>,
+    user_index: lists::UserIndex,
 }
 
 impl Handler {
     pub(crate) fn new(manager: AuthManager, home: PathBuf) -> Self {
         Self {
+            registries: Arc::new(Registries::new(&home)),
             manager,
             started: Instant::now(),
             home,
+            user_index: lists::UserIndex::default(),
         }
+    }
+
+    /// Permission checks consult these registries.
+    pub(crate) fn with_registries(mut self, registries: Arc<Registries>) -> Self {
+        self.registries = registries;
+        self
     }
 
     /// True for requests answered quickly from memory without waiting for anything (no
@@ -148,6 +164,11 @@ impl Handler {
                 | Request::CheckPermission { .. }
                 | Request::ListLockouts
                 | Request::ClearLockout { .. }
+                | Request::GetUserByUsername { .. }
+                | Request::ListTokensPage { .. }
+                | Request::LoginThrottle { .. }
+                | Request::HttpProviders { .. }
+                | Request::RefreshGrant { .. }
         )
     }
 
@@ -195,6 +216,27 @@ impl Handler {
                     }
                 });
         answer.unwrap_or_else(|| Err(err(&AuthError::InvalidAccessToken)))
+    }
+
+    /// A person's own password change: the access token names the user (and must
+    /// validate), the manager checks the current password as a login, throttled and
+    /// local-only by `remote_ip`.
+    async fn change_own_password(
+        &self,
+        access_token: &str,
+        current_password: &str,
+        new_password: &str,
+        remote_ip: Option<IpAddr>,
+    ) -> Answer {
+        let user_id = self
+            .manager
+            .validate_access_token_with(access_token, |_, user| user.id.clone())
+            .ok_or_else(|| err(&AuthError::InvalidAccessToken))?;
+        self.manager
+            .change_own_password(user_id.as_str(), current_password, new_password, remote_ip)
+            .await
+            .map_err(|e| err(&e))?;
+        Ok(Response::Done)
     }
 
     /// Answers one request (Subscribe and Unsubscribe belong to the connection).
@@ -295,12 +337,13 @@ impl Handler {
                 if m.user(&user_id).is_none() {
                     return Err(err(&AuthError::UserNotFound));
                 }
-                Ok(Response::Tokens(
-                    m.refresh_tokens_of(&user_id)
-                        .iter()
-                        .map(|t| convert::token_info(m, t))
-                        .collect(),
-                ))
+                let tokens: Vec<_> = m
+                    .refresh_tokens_of(&user_id)
+                    .iter()
+                    .map(|t| convert::token_info(m, t))
+                    .collect();
+                let count = tokens.len();
+                lists::fit(Response::Tokens(tokens), count, "tokens", "ListTokensPage")
             }
             Request::CreateLongLivedToken {
                 user_id,
@@ -334,9 +377,11 @@ impl Handler {
                 tracing::info!(refresh_token_id, enable, "refresh token expiry changed");
                 Ok(Response::Done)
             }
-            Request::ListUsers => Ok(Response::Users(
-                m.users().iter().map(|u| convert::user_info(m, u)).collect(),
-            )),
+            Request::ListUsers => {
+                let users: Vec<_> = m.users().iter().map(|u| convert::user_info(m, u)).collect();
+                let count = users.len();
+                lists::fit(Response::Users(users), count, "users", "ListUsersPage")
+            }
             Request::GetUser { user_id } => self.user_info(&user_id),
             Request::CreateUser {
                 name,
@@ -431,24 +476,27 @@ impl Handler {
                 current_password,
                 new_password,
             } => {
-                let v = m
-                    .validate_access_token(access_token.expose())
-                    .ok_or_else(|| err(&AuthError::InvalidAccessToken))?;
-                m.change_own_password(
-                    v.user_id.as_str(),
+                self.change_own_password(
+                    access_token.expose(),
                     current_password.expose(),
                     new_password.expose(),
+                    None,
                 )
                 .await
-                .map_err(|e| match e {
-                    // The manager's "wrong current password".
-                    AuthError::AccessDenied(_) => {
-                        ApiError::new(ErrorCode::InvalidAuth, e.to_string())
-                    }
-                    other => err(&other),
-                })?;
-                tracing::info!(user_id = %v.user_id, "own password changed");
-                Ok(Response::Done)
+            }
+            Request::ChangeOwnPasswordFrom {
+                access_token,
+                current_password,
+                new_password,
+                remote_ip,
+            } => {
+                self.change_own_password(
+                    access_token.expose(),
+                    current_password.expose(),
+                    new_password.expose(),
+                    remote_ip,
+                )
+                .await
             }
             Request::ChangeUsername { user_id, username } => {
                 m.change_username(&user_id, &username)
@@ -524,7 +572,7 @@ impl Handler {
                 key,
             } => {
                 let key = convert::permission_key(key);
-                let lookup: latch_auth::SharedLookup = Arc::new(NoRegistry);
+                let lookup: latch_auth::SharedLookup = self.registries.snapshot();
                 let allowed = match subject {
                     Subject::User(user_id) => m.check_permission(&user_id, &entity_id, key, lookup),
                     Subject::AccessToken(token) => {
@@ -534,9 +582,16 @@ impl Handler {
                 .map_err(|e| err(&e))?;
                 Ok(Response::Permission { allowed })
             }
-            Request::ListLockouts => Ok(Response::Lockouts(
-                m.lockouts().iter().map(convert::lockout_info).collect(),
-            )),
+            Request::ListLockouts => {
+                let lockouts: Vec<_> = m.lockouts().iter().map(convert::lockout_info).collect();
+                let count = lockouts.len();
+                lists::fit(
+                    Response::Lockouts(lockouts),
+                    count,
+                    "lockouts",
+                    "ListLockoutsPage",
+                )
+            }
             Request::ClearLockout { key } => {
                 let throttle_key = match &key {
                     LockoutKey::Username(name) => ThrottleKey::username(name),
@@ -551,6 +606,61 @@ impl Handler {
                     ))
                 }
             }
+            Request::ListUsersPage { after, limit } => {
+                lists::users_page(m, &self.user_index, after.as_deref(), limit)
+            }
+            Request::GetUserByUsername { username } => lists::user_by_username(m, &username),
+            Request::FindUsersByName { name, limit } => lists::users_by_name(m, &name, limit),
+            Request::ListTokensPage {
+                user_id,
+                after,
+                limit,
+            } => lists::tokens_page(m, &user_id, after.as_deref(), limit),
+            Request::ListLockoutsPage { after, limit } => {
+                lists::lockouts_page(m, after.as_deref(), limit)
+            }
+            Request::LoginThrottle {
+                username,
+                ip_address,
+            } => lists::login_throttle(m, username.as_deref(), ip_address),
+            Request::HttpProviders { ip_address } => http_door::providers(m, ip_address),
+            Request::HttpLoginStart {
+                handler,
+                client_id,
+                redirect_uri,
+                ip_address,
+                code_challenge,
+            } => {
+                http_door::start(
+                    m,
+                    handler,
+                    client_id,
+                    redirect_uri,
+                    ip_address,
+                    code_challenge,
+                )
+                .await
+            }
+            Request::HttpLoginContinue {
+                flow_id,
+                input,
+                ip_address,
+            } => http_door::continue_flow(m, &flow_id, input, ip_address).await,
+            Request::HttpLoginAuthorize {
+                flow_id,
+                redirect_uri_allowed,
+            } => http_door::authorize(m, &flow_id, redirect_uri_allowed).await,
+            Request::ExchangeCode {
+                client_id,
+                code,
+                code_verifier,
+                remote_ip,
+            } => http_door::exchange(m, &client_id, &code, code_verifier.as_ref(), remote_ip).await,
+            Request::RefreshGrant {
+                refresh_token,
+                client_id,
+                remote_ip,
+            } => http_door::refresh(m, &refresh_token, client_id.as_deref(), remote_ip),
             Request::Subscribe { .. } | Request::Unsubscribe => Err(ApiError::new(
                 ErrorCode::Internal,
                 "subscriptions are handled by the connection",

@@ -28,6 +28,9 @@
 //! - **Descriptors.** Every connection holds one: at start `run` raises the soft
 //!   open-file limit to the hard limit, and warns when that is below the configured
 //!   connections. At the limit new connections are refused; the rest are served.
+//! - **Exit status.** 0 after a clean stop; 2 for an error a restart cannot fix (bad
+//!   configuration, already running, unsafe home, corrupt or unreadable store, a planted
+//!   symlink: [`DaemonError::is_permanent`]); 1 for one it may (an I/O error).
 //! - **Shutdown.** Stop accepting, let running requests finish (within
 //!   `shutdown_grace_secs`), remove the socket and token files, close the store (which
 //!   compacts it). Under systemd (`Type=notify`) it reports `READY=1` and `STOPPING=1`;
@@ -36,6 +39,11 @@
 //!   providers), the manager's lines for failed logins and admin changes, and the
 //!   daemon's own for the changes the manager does not log. Never a token, password,
 //!   code or request payload.
+//! - **Home Assistant's registries** ([`registries`]): when `.storage` holds
+//!   `core.entity_registry`, `core.device_registry` and `core.area_registry`, they are
+//!   read (read-only, never through a symlink, size-capped), re-read when they change,
+//!   and answer `device_ids`/`area_ids` policy rules in permission checks. A file that
+//!   does not parse is logged and the previous state kept.
 //! - **Audit log** (`[audit]`, on by default): every security event (logins, failures,
 //!   lockouts, token creation and revocation, user changes) appended as a JSON line to
 //!   `<home>/audit.log`, mode 0600, rotated by size; see `audit.rs`. A symlink at that
@@ -76,12 +84,15 @@ mod events;
 mod fd_limit;
 pub mod ha;
 pub mod handler;
+mod http_door;
+mod lists;
+pub mod registries;
 mod signals;
 mod wire;
 
 pub use audit::AUDIT_FILE;
 pub use config::{ConfigError, ConfigSource, DaemonConfig};
 pub use daemon::{DaemonHandle, DaemonOptions, run, start};
-pub use error::DaemonError;
+pub use error::{DaemonError, EXIT_PERMANENT, EXIT_TRANSIENT};
 pub use signals::{notify_ready, notify_stopping, shutdown_signal};
 pub use wire::{DaemonFrame, ResponsePayload};

@@ -13,9 +13,23 @@ use latch_daemon::config::EXAMPLE;
 use latch_daemon::{DaemonError, DaemonOptions};
 use tracing_subscriber::EnvFilter;
 
+/// The exit statuses, as `--help` shows them (the README's systemd section has the same
+/// table).
+const EXIT_STATUSES: &str = "\
+Exit status:
+  0  stopped cleanly (SIGTERM or SIGINT), or --check-config found the configuration valid
+  1  a transient error a restart may fix: an I/O error, the OS out of a resource, a
+     failed shutdown
+  2  a permanent error a restart cannot fix: a bad configuration or command line,
+     latchd already running on the home, an unsafe home (another owner, group- or
+     world-writable, a symlink), a store file that does not parse or cannot be read, a
+     symlink or another file planted at the socket, token or audit log, Home Assistant
+     running on the home
+systemd: Restart=on-failure with RestartPreventExitStatus=2 restarts only on 1.";
+
 /// The latch daemon: users, logins and tokens behind a local socket.
 #[derive(Debug, Parser)]
-#[command(name = "latchd", version = VERSION.as_str())]
+#[command(name = "latchd", version = VERSION.as_str(), after_help = EXIT_STATUSES)]
 struct Cli {
     /// The latch home (socket, session token, latch.toml, .storage/). Default:
     /// $LATCH_HOME, else ~/.latch. May be a Home Assistant configuration directory.
@@ -66,7 +80,7 @@ fn main() -> ExitCode {
     }
     if let Err(e) = init_logging(cli.log_level.as_deref(), &options.config.log_level) {
         eprintln!("latchd: {e:#}");
-        return ExitCode::from(2);
+        return ExitCode::from(latch_daemon::EXIT_PERMANENT);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -75,7 +89,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("latchd: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(latch_daemon::EXIT_TRANSIENT);
         }
     };
     // The signal handlers are installed before the daemon starts, inside the runtime.

@@ -29,6 +29,17 @@ fn prints_the_documented_defaults() {
 }
 
 #[test]
+fn help_lists_the_exit_statuses() {
+    let out = latchd(&["--help"]);
+    assert!(out.status.success());
+    let shown = text(&out.stdout);
+    assert!(shown.contains("Exit status:"), "{shown}");
+    assert!(shown.contains("2  a permanent error"), "{shown}");
+    assert!(shown.contains("1  a transient error"), "{shown}");
+    assert!(shown.contains("RestartPreventExitStatus=2"), "{shown}");
+}
+
+#[test]
 fn version_names_the_protocol() {
     let out = latchd(&["--version"]);
     assert!(out.status.success());
@@ -70,6 +81,55 @@ fn check_config_exits_0_for_a_good_file_and_2_for_a_bad_one() {
     let out = latchd(&["--config", "/nonexistent/latch.toml", "--check-config"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("/nonexistent/latch.toml"));
+}
+
+#[test]
+fn check_config_refuses_each_bad_value_at_its_line_and_column() {
+    let home = common::home();
+    let home_arg = home.path().to_str().unwrap();
+    let file = home.path().join("latch.toml");
+    for (body, at, says) in [
+        (
+            "log_level = \"info\"\n[throttle]\nwindow_secs = 18446744073709551615\n",
+            "line 3, column 1",
+            "throttle.window_secs is 18446744073709551615, outside 1..=2592000",
+        ),
+        (
+            "[throttle]\nenabled = true\n    lockout_secs = 9223372036854775807\n",
+            "line 3, column 5",
+            "throttle.lockout_secs",
+        ),
+        (
+            "[socket]\nhandshake_timeout_secs = 86400\n",
+            "line 2, column 1",
+            "socket.handshake_timeout_secs is 86400, outside 1..=60",
+        ),
+        (
+            "# quiet please\nlog_level = \"loud\"\n",
+            "line 2, column 1",
+            "\"loud\" is not a level",
+        ),
+        (
+            "shutdown_grace_secs = 5\nauth_providers = []\n",
+            "line 2, column 1",
+            "auth_providers is empty",
+        ),
+        (
+            "[[auth_providers]]\ntype = \"homeassistant\"\nbcrypt_cost = 40\n",
+            "line 3, column 1",
+            "bcrypt_cost 40 is outside 4..=31",
+        ),
+    ] {
+        std::fs::write(&file, body).unwrap();
+        let out = latchd(&["--home", home_arg, "--check-config"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{body}: {err}");
+        assert!(
+            err.contains(&format!("{} at {at}: ", file.display())),
+            "{body}: {err}"
+        );
+        assert!(err.contains(says), "{body}: {err}");
+    }
 }
 
 #[cfg(unix)]

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use latch_auth::{AuthConfig, ThrottleConfig};
 use latch_daemon::config::{
-    AuditConfig, CONFIG_FILE, EXAMPLE, HashingConfig, SocketConfig, StoreConfig, TokensConfig,
+    AuditConfig, BOUNDS, CONFIG_FILE, EXAMPLE, HashingConfig, SocketConfig, StoreConfig,
+    TokensConfig,
 };
 use latch_daemon::{ConfigError, ConfigSource, DaemonConfig};
 use serde::Serialize;
@@ -40,6 +41,8 @@ fn defaults() {
             max_unauthenticated: 64,
             max_connections: 16_384,
             max_in_flight_per_connection: 256,
+            outbound_budget_bytes: 4 * 1024 * 1024,
+            stall_timeout_secs: 10,
         }
     );
     assert_eq!(c.store.compact_after_bytes, 8 * 1024 * 1024);
@@ -226,4 +229,193 @@ fn load_reads_the_home_file_or_falls_back_to_defaults() {
     let err = DaemonConfig::load(Some(&missing), home.path()).unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
     assert!(err.to_string().contains("nope.toml"), "{err}");
+}
+
+/// `section.key` as a TOML document setting it to `value`, with the key on line 3.
+fn document_setting(key: &str, value: u64) -> String {
+    match key.split_once('.') {
+        Some((section, name)) => format!("# set one key\n[{section}]\n{name} = {value}\n"),
+        None => format!("# set one key\n\n{key} = {value}\n"),
+    }
+}
+
+#[test]
+fn every_bound_is_stated_next_to_its_key_in_the_example() {
+    let lines: Vec<&str> = EXAMPLE.lines().collect();
+    for bound in BOUNDS {
+        let name = bound.key.rsplit('.').next().unwrap();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with(&format!("{name} = ")))
+            .unwrap_or_else(|| panic!("{} is not in the example", bound.key));
+        let comment: String = lines[..at]
+            .iter()
+            .rev()
+            .take_while(|l| l.starts_with('#'))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let range = format!("Range {}..={}", bound.min, bound.max);
+        assert!(
+            comment.contains(&range),
+            "the comment above {} does not say {range}: {comment}",
+            bound.key
+        );
+    }
+}
+
+#[test]
+fn every_bound_accepts_its_ends_and_refuses_one_past_them_at_the_key() {
+    for bound in BOUNDS {
+        for ok in [bound.min, bound.max] {
+            let text = document_setting(bound.key, ok);
+            parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        }
+        let mut refused = vec![bound.max + 1];
+        if let Some(below) = bound.min.checked_sub(1) {
+            refused.push(below);
+        }
+        for bad in refused {
+            let text = document_setting(bound.key, bad);
+            let err = parse(&text).unwrap_err();
+            let ConfigError::Invalid {
+                key, line, column, ..
+            } = &err
+            else {
+                panic!("{text}: {err:?}")
+            };
+            assert_eq!(*key, bound.key);
+            assert_eq!((*line, *column), (Some(3), Some(1)), "{text}: {err}");
+            let shown = err.to_string();
+            assert!(
+                shown.starts_with("invalid configuration /h/latch.toml at line 3, column 1: "),
+                "{shown}"
+            );
+            assert!(
+                shown.contains(&format!("is {bad}, outside {}..={}", bound.min, bound.max)),
+                "{shown}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_value_error_reports_the_line_and_column_of_its_key() {
+    let text = "log_level = \"info\"\n\n[throttle]\nenabled = true\n  lockout_secs = 99999999999\n";
+    let err = parse(text).unwrap_err();
+    assert_eq!(err.position(), Some((5, 3)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("throttle.lockout_secs is 99999999999"),
+        "{err}"
+    );
+    // Dotted and inline forms point at the key too.
+    let err = parse("socket.handshake_timeout_secs = 0\n").unwrap_err();
+    assert_eq!(err.position(), Some((1, 8)), "{err}");
+    let err = parse("x = 1\n").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConfigError::Parse {
+                line: 1,
+                column: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = parse("\ntokens = { access_token_lifetime_secs = 0 }\n").unwrap_err();
+    assert_eq!(err.position(), Some((2, 12)), "{err}");
+}
+
+#[test]
+fn log_levels_must_name_a_level() {
+    for good in [
+        "info",
+        "WARN",
+        "off",
+        "info,latch_store=debug",
+        "debug,latch_auth=trace",
+        "latch_auth[{user=(}]=debug",
+    ] {
+        parse(&format!("log_level = {good:?}\n")).unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+    for bad in [
+        "loud",
+        "info,loud",
+        "",
+        " ",
+        "latch_store",
+        "latch_auth[{user=x}]",
+        "info,=[",
+    ] {
+        let err = parse(&format!("\nlog_level = {bad:?}\n")).unwrap_err();
+        let ConfigError::Invalid { key, .. } = &err else {
+            panic!("{bad}: {err:?}")
+        };
+        assert_eq!(*key, "log_level");
+        assert_eq!(err.position(), Some((2, 1)), "{err}");
+    }
+    let err = parse("log_level = \"loud\"\n").unwrap_err();
+    let shown = err.to_string();
+    assert!(shown.contains("\"loud\" is not a level"), "{shown}");
+    assert!(
+        shown.contains("off, error, warn, info, debug, trace"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn an_empty_provider_list_is_refused() {
+    let err = parse("log_level = \"info\"\nauth_providers = []\n").unwrap_err();
+    let ConfigError::Invalid { key, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*key, "auth_providers");
+    assert_eq!(err.position(), Some((2, 1)));
+    assert!(err.to_string().contains("no one could log in"), "{err}");
+    // No MFA module at all is fine.
+    parse("mfa_modules = []\n").unwrap();
+}
+
+#[test]
+fn a_provider_or_module_refusal_points_at_the_key_it_names() {
+    let text = "log_level = \"info\"\n\n[[auth_providers]]\ntype = \"homeassistant\"\nname = \"x\"\nbcrypt_cost = 3\n";
+    let err = parse(text).unwrap_err();
+    assert_eq!(err.position(), Some((6, 1)), "{err}");
+    assert!(
+        err.to_string().contains("bcrypt_cost 3 is outside 4..=31"),
+        "{err}"
+    );
+
+    let text = "[[auth_providers]]\ntype = \"homeassistant\"\n\n[[mfa_modules]]\ntype = \"totp\"\n id = \"totp\"\n recovery_codes = 1000\n";
+    let err = parse(text).unwrap_err();
+    assert_eq!(err.position(), Some((7, 2)), "{err}");
+
+    let text = "[[auth_providers]]\ntype = \"homeassistant\"\nbcrypt_costs = 10\n";
+    let err = parse(text).unwrap_err();
+    assert_eq!(err.position(), Some((3, 1)), "{err}");
+    assert!(
+        err.to_string().contains("unknown field `bcrypt_costs`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn allowed_uids_are_real_uids_and_few() {
+    let err = parse("[socket]\nallowed_uids = [1000, 4294967295]\n").unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ConfigError::Invalid {
+                key: "socket.allowed_uids",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let many: Vec<String> = (0..1025).map(|u| u.to_string()).collect();
+    let err = parse(&format!("[socket]\nallowed_uids = [{}]\n", many.join(","))).unwrap_err();
+    assert!(err.to_string().contains("at most 1024"), "{err}");
+    parse("[socket]\nallowed_uids = [1000, 1001]\n").unwrap();
 }

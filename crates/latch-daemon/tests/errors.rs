@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use latch_auth::AuthError;
 use latch_daemon::handler::{api_error, error_code};
+use latch_models::limits::LimitError;
 use latch_protocol::ErrorCode;
 use latch_provider::ProviderError;
 use latch_store::StoreError;
@@ -66,6 +67,22 @@ fn every_manager_error_has_its_code() {
                 until: Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
             },
             C::TooManyAttempts,
+        ),
+        (
+            AuthError::Limit(LimitError::TooLong {
+                field: "name",
+                len: 256,
+                max: 255,
+            }),
+            C::InvalidRequest,
+        ),
+        (
+            AuthError::Provider(ProviderError::Limit(LimitError::TooLong {
+                field: "password",
+                len: 1_025,
+                max: 1_024,
+            })),
+            C::InvalidRequest,
         ),
         (AuthError::Token(TokenError::UserNotActive), C::Forbidden),
         (

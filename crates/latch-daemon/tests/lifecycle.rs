@@ -121,12 +121,28 @@ async fn a_second_daemon_on_the_same_home_is_refused() {
     let err = second.unwrap_err();
     assert!(matches!(err, DaemonError::Server(_)), "{err:?}");
     assert!(err.to_string().contains("already running"), "{err}");
-    assert_eq!(err.exit_code(), 1);
+    // Permanent: a restart would meet the same running daemon.
+    assert_eq!(err.exit_code(), 2);
     // The running daemon is untouched.
     assert_eq!(std::fs::read(daemon.token_path()).unwrap(), token);
     let mut client = Client::to(&daemon).await;
     assert_eq!(client.ok(Request::Ping).await, Response::Pong);
     daemon.shutdown().await.unwrap();
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsafe_home_is_a_permanent_error() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let home = home();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = latch_daemon::start(DaemonOptions::new(home.path(), config(4, "")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DaemonError::Home(_)), "{err:?}");
+    assert!(err.is_permanent());
+    assert_eq!(err.exit_code(), 2);
+    assert!(!home.path().join("latch.sock").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,6 +29,7 @@
 //! ```
 
 mod config;
+mod http;
 mod ipc;
 mod otpauth;
 mod policy;
@@ -37,6 +38,7 @@ mod store;
 mod token;
 
 pub use config::config;
+pub use http::http_input;
 pub use ipc::{frame_decoder, handshake_server};
 pub use otpauth::otpauth;
 pub use policy::policy;
@@ -47,7 +49,7 @@ pub use token::token_validation;
 pub type Target = fn(&[u8]);
 
 /// Every target by name, in the order `cargo xtask fuzz all` runs them.
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("frame_decoder", frame_decoder),
     ("handshake_server", handshake_server),
     ("token_validation", token_validation),
@@ -56,6 +58,7 @@ pub const TARGETS: [(&str, Target); 8] = [
     ("policy", policy),
     ("config", config),
     ("otpauth", otpauth),
+    ("http_input", http_input),
 ];
 
 /// Runs a future over in-memory streams, which are always ready, to completion in one

@@ -5,6 +5,20 @@
 //! `$LATCH_HOME`, else `~/.latch`. The token is read after the connection succeeds, so a
 //! dead daemon shows up as a connection error, and it is re-read on every connect, so a
 //! restarted daemon's new token is picked up.
+//!
+//! Neither the socket nor the token file is trusted for being where it is: another
+//! local user could pre-create a home (in a world-writable directory, say) with a token
+//! of their own and a listener behind it, and the impostor's proof would verify. So,
+//! before a byte of the handshake is sent:
+//!
+//! - the token file must be a regular file owned by the caller (or root) that group and
+//!   others cannot read or write ([`read_token_file`](crate::token::read_token_file));
+//! - the daemon's kernel-attested uid (`SO_PEERCRED` / `getpeereid`, read by the same
+//!   code as the daemon's own peer check, [`crate::peer`]) must be the caller's, root's,
+//!   or the token file's owner's.
+//!
+//! A daemon run by the same user is trusted as the user is: that is the threat model's
+//! boundary.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -18,15 +32,17 @@ use interprocess::local_socket::{ConnectOptions, GenericFilePath, ToFsName as _}
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::conn::OutboundLimits;
 use crate::conn::{FrameReceiver, OutboundQueue, SendError, ServerFrame, wire};
 use crate::frame::{FrameError, FrameReader, FrameWriter, MAX_FRAME, PRE_AUTH_MAX_FRAME};
 use crate::handshake::{
     ClientParams, DEFAULT_HANDSHAKE_TIMEOUT, HandshakeError, RejectCode, VersionRule,
     client_handshake, same_version,
 };
-use crate::home::{ENV_SOCKET, ENV_TOKEN_FILE, Home, HomeError};
-use crate::server::DEFAULT_OUTBOUND_QUEUE;
-use crate::token::{TokenError, read_token_file};
+use crate::home::{ENV_SOCKET, ENV_TOKEN_FILE, Home, HomeError, current_uid};
+use crate::peer::PeerPolicy;
+use crate::server::DEFAULT_OUTBOUND_BUDGET;
+use crate::token::{TokenError, read_trusted_token_file};
 
 /// Where and how a client connects. Build with [`ClientConfig::resolve`],
 /// [`ClientConfig::from_env`], [`ClientConfig::for_home`] or [`ClientConfig::new`].
@@ -44,8 +60,13 @@ pub struct ClientConfig {
     pub handshake_timeout: Duration,
     /// Largest frame payload after authentication (default 1 MiB).
     pub max_frame_length: usize,
-    /// Length of the outbound queue, in frames (default 256).
-    pub outbound_queue: usize,
+    /// Bytes of requests queued and not yet written, at most (default 4 MiB, counted by
+    /// [`frame_cost`](crate::frame_cost)); a request that does not fit waits for room.
+    pub outbound_budget: usize,
+    /// With `Some`, a request that waits this long for room closes the connection, and a
+    /// frame the daemon started must be complete within it. Default `None`: wait as long
+    /// as it takes (a caller's own request deadline decides).
+    pub stall_timeout: Option<Duration>,
 }
 
 impl ClientConfig {
@@ -62,7 +83,8 @@ impl ClientConfig {
             version_rule: same_version,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_frame_length: MAX_FRAME,
-            outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            outbound_budget: DEFAULT_OUTBOUND_BUDGET,
+            stall_timeout: None,
         }
     }
 
@@ -144,6 +166,22 @@ pub enum ClientError {
     /// The token file is missing, unreadable or malformed.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The process listening on the socket runs as a user this client does not trust
+    /// (not the caller, root, or the token file's owner), or its credentials cannot be
+    /// read. Nothing was sent to it.
+    #[error(
+        "refusing the daemon at {}: {reason}; nothing was sent to it (another local user may be \
+         impersonating latchd: check the socket's directory, or set LATCH_SOCKET)",
+        path.display()
+    )]
+    UntrustedDaemon {
+        /// The socket path.
+        path: PathBuf,
+        /// The daemon's uid, when the kernel reported one.
+        uid: Option<u32>,
+        /// Why it is refused.
+        reason: String,
+    },
     /// The daemon could not prove it holds the token: nothing more was sent to it.
     #[error(
         "the daemon at {} could not prove it holds the session token in {}: impostor or stale daemon (check that LATCH_SOCKET and LATCH_TOKEN_FILE belong to the same latchd)",
@@ -246,7 +284,10 @@ pub async fn connect<Req, Resp, Ev>(
     config: &ClientConfig,
 ) -> Result<ClientConnection<Req, Resp, Ev>, ClientError> {
     let stream = connect_stream(&config.socket_path).await?;
-    let token = read_token_file(&config.token_path)?;
+    let caller = current_uid();
+    let (token, token_owner) = read_trusted_token_file(&config.token_path, caller)?;
+    // Before a byte of the handshake: who listens there?
+    check_daemon(&stream, &config.socket_path, caller, token_owner)?;
     let params = ClientParams {
         token: &token,
         version: config.protocol_version,
@@ -269,7 +310,10 @@ pub async fn connect<Req, Resp, Ev>(
         leftover,
         None,
         config.max_frame_length,
-        config.outbound_queue,
+        OutboundLimits {
+            budget: config.outbound_budget,
+            stall: config.stall_timeout,
+        },
         CancellationToken::new(),
     );
     Ok(ClientConnection {
@@ -280,6 +324,42 @@ pub async fn connect<Req, Resp, Ev>(
         receiver,
         daemon_version,
     })
+}
+
+/// Refuses a daemon whose kernel-attested uid is not `caller`, root or `token_owner`.
+fn check_daemon(
+    stream: &Stream,
+    socket: &Path,
+    caller: u32,
+    token_owner: Option<u32>,
+) -> Result<(), ClientError> {
+    use interprocess::local_socket::traits::StreamCommon as _;
+    let policy = PeerPolicy {
+        daemon_uid: caller,
+        allow_root: true,
+        allowed_uids: token_owner.into_iter().collect(),
+    };
+    policy
+        .check(stream.peer_creds())
+        .map(|_| ())
+        .map_err(|refusal| {
+            let uid = refusal.uid();
+            let reason = match uid {
+                Some(uid) => {
+                    let owner = token_owner
+                        .filter(|owner| *owner != caller && *owner != 0)
+                        .map(|owner| format!(", the session token's owner (uid {owner})"))
+                        .unwrap_or_default();
+                    format!("it runs as uid {uid}, not as you (uid {caller}), root{owner}")
+                }
+                None => refusal.to_string(),
+            };
+            ClientError::UntrustedDaemon {
+                path: socket.to_path_buf(),
+                uid,
+                reason,
+            }
+        })
 }
 
 async fn connect_stream(path: &Path) -> Result<Stream, ClientError> {
@@ -411,6 +491,65 @@ impl<Req> ClientSender<Req> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A listener at `<dir>/s.sock` whose kernel-attested uid is `uid`: bound by a
+    /// thread that switched to `uid` (Linux credentials are per thread at the
+    /// system-call level). Needs root, or `uid` equal to ours.
+    #[cfg(target_os = "linux")]
+    fn listener_of(uid: u32, dir: &Path) -> (PathBuf, std::os::unix::net::UnixListener) {
+        use rustix::thread::{Gid, Uid, set_thread_groups, set_thread_res_gid, set_thread_res_uid};
+        let socket = dir.join("s.sock");
+        if uid == current_uid() {
+            return (
+                socket.clone(),
+                std::os::unix::net::UnixListener::bind(socket).unwrap(),
+            );
+        }
+        std::os::unix::fs::chown(dir, Some(uid), Some(uid)).unwrap();
+        let path = socket.clone();
+        let listener = std::thread::spawn(move || {
+            let (gid, uid) = (Gid::from_raw(uid), Uid::from_raw(uid));
+            set_thread_groups(&[]).unwrap();
+            set_thread_res_gid(gid, gid, gid).unwrap();
+            set_thread_res_uid(uid, uid, uid).unwrap();
+            std::os::unix::net::UnixListener::bind(path).unwrap()
+        })
+        .join()
+        .unwrap();
+        (socket, listener)
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn only_a_daemon_of_the_caller_root_or_the_token_owner_is_trusted() {
+        let me = current_uid();
+        // A daemon run by someone else: nobody when we are root; else ourselves, seen by
+        // a caller of another uid.
+        let (stranger, caller) = if me == 0 { (65_534, 0) } else { (me, me + 1) };
+        let dir = tempfile::tempdir().unwrap();
+        let (socket, _listener) = listener_of(stranger, dir.path());
+        let stream = connect_stream(&socket).await.unwrap();
+
+        let err = check_daemon(&stream, &socket, caller, Some(caller)).unwrap_err();
+        let ClientError::UntrustedDaemon { uid, reason, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(*uid, Some(stranger));
+        assert_eq!(
+            reason,
+            &format!("it runs as uid {stranger}, not as you (uid {caller}), root")
+        );
+        assert!(
+            err.to_string().contains(&socket.display().to_string()),
+            "{err}"
+        );
+        // Root's token file does not vouch for it either.
+        assert!(check_daemon(&stream, &socket, caller, Some(0)).is_err());
+        // The owner of the token file is trusted: the daemon wrote it.
+        check_daemon(&stream, &socket, caller, Some(stranger)).unwrap();
+        // And a caller trusts its own daemon.
+        check_daemon(&stream, &socket, stranger, None).unwrap();
+    }
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<OsString> {
         move |key| {

@@ -1,5 +1,19 @@
 //! The machinery shared by authenticated connections on both sides: the split stream, the
 //! writer task, the typed receiver and the frame type the daemon sends.
+//!
+//! Limits after the handshake:
+//!
+//! - **Outbound bytes.** What a connection's senders queue for its writer task is
+//!   counted in bytes ([`frame_cost`]: payload, header, and a fixed overhead per frame)
+//!   against a budget; a frame that does not fit waits until the writer has put enough
+//!   on the socket. When a stall deadline is set (the daemon's side), a frame still
+//!   waiting after it closes the connection: the peer does not read its answers.
+//!   Events do not pass through this queue: the writer takes them from the
+//!   broadcaster's shared ring only as fast as the socket drains, and a subscriber that
+//!   falls behind the ring gets [`ServerFrame::Lagged`].
+//! - **Partial frames.** With a stall deadline, a frame the peer has started must be
+//!   complete within it ([`FrameReader::with_stall_deadline`]). A connection idle
+//!   between frames (a subscriber) has no deadline.
 
 use std::fmt;
 use std::io;
@@ -7,13 +21,14 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use interprocess::local_socket::tokio::Stream;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio_util::sync::{CancellationToken, DropGuard, WaitForCancellationFutureOwned};
 
 use crate::frame::{FrameError, FrameReader, FrameWriter, WRITE_BATCH, codec, decode, encode};
@@ -43,6 +58,79 @@ pub enum SendError {
     /// The message could not be encoded or is over the frame limit.
     #[error("cannot send: {0}")]
     Frame(#[from] FrameError),
+    /// The peer did not read: the connection's outbound budget stayed full for the
+    /// whole stall deadline, and the connection was closed.
+    #[error(
+        "the peer read nothing for {after:?} while {budget} bytes of answers waited: connection closed"
+    )]
+    Stalled {
+        /// The outbound budget, in bytes.
+        budget: usize,
+        /// The stall deadline.
+        after: Duration,
+    },
+}
+
+/// What a queued frame costs against a connection's outbound budget, beyond its payload
+/// and 4-byte header: the bookkeeping of one queued frame.
+pub const FRAME_OVERHEAD: usize = 64;
+
+/// What a frame of `payload_len` bytes costs against an outbound budget.
+pub fn frame_cost(payload_len: usize) -> usize {
+    payload_len
+        .saturating_add(crate::frame::LENGTH_PREFIX_LEN)
+        .saturating_add(FRAME_OVERHEAD)
+}
+
+/// How a connection bounds what its senders queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OutboundLimits {
+    /// Bytes (by [`frame_cost`]) queued and not yet written, at most. A frame that costs
+    /// more than the whole budget takes all of it (it waits for an empty queue).
+    pub(crate) budget: usize,
+    /// With `Some`, a frame that waits this long for room closes the connection, and a
+    /// started incoming frame must complete within it. `None`: wait as long as it takes.
+    pub(crate) stall: Option<Duration>,
+}
+
+/// The byte budget of one connection's outbound queue: permits are bytes, taken by a
+/// sender before it queues a frame and given back by the writer once the frame is on
+/// the socket.
+#[derive(Debug)]
+struct Budget {
+    permits: Semaphore,
+    capacity: usize,
+    stall: Option<Duration>,
+}
+
+impl Budget {
+    fn new(limits: OutboundLimits) -> Self {
+        let capacity = limits
+            .budget
+            .clamp(1, Semaphore::MAX_PERMITS)
+            .min(u32::MAX as usize);
+        Self {
+            permits: Semaphore::new(capacity),
+            capacity,
+            stall: limits.stall,
+        }
+    }
+
+    /// The permits a frame of this cost takes (a cost above the capacity takes it all).
+    fn permits_for(&self, cost: usize) -> u32 {
+        u32::try_from(cost.min(self.capacity)).unwrap_or(u32::MAX)
+    }
+
+    fn release(&self, permits: usize) {
+        if permits > 0 {
+            self.permits.add_permits(permits);
+        }
+    }
+
+    fn in_use(&self) -> usize {
+        self.capacity
+            .saturating_sub(self.permits.available_permits())
+    }
 }
 
 /// The stream of an authenticated connection, shared by its read and write halves, and
@@ -129,23 +217,39 @@ impl AsyncWrite for WriteHalf {
     }
 }
 
-/// A command for a connection's writer task.
+/// A command for a connection's writer task, with the budget permits it holds.
 #[derive(Debug)]
-pub(crate) enum Outgoing {
+pub(crate) struct Outgoing {
+    command: Command,
+    permits: u32,
+}
+
+#[derive(Debug)]
+pub(crate) enum Command {
     /// An encoded frame payload.
     Frame(Bytes),
     /// Start forwarding these broadcast events.
     Subscribe(broadcast::Receiver<Bytes>),
 }
 
-/// The sending side of a connection: a bounded queue to its writer task, and the direct
-/// path that bypasses it when the writer has nothing in hand.
+impl Command {
+    fn cost(&self) -> usize {
+        match self {
+            Self::Frame(payload) => frame_cost(payload.len()),
+            Self::Subscribe(_) => FRAME_OVERHEAD,
+        }
+    }
+}
+
+/// The sending side of a connection: a queue to its writer task bounded in bytes, and
+/// the direct path that bypasses it when the writer has nothing in hand.
 #[derive(Debug, Clone)]
 pub(crate) struct OutboundQueue {
-    tx: mpsc::Sender<Outgoing>,
+    tx: mpsc::UnboundedSender<Outgoing>,
     cancel: CancellationToken,
     max_frame: usize,
     direct: Arc<Direct>,
+    budget: Arc<Budget>,
 }
 
 impl OutboundQueue {
@@ -157,7 +261,7 @@ impl OutboundQueue {
     /// full); frames queued together go out in one write.
     pub(crate) async fn send<T: Serialize + ?Sized>(&self, message: &T) -> Result<(), SendError> {
         let payload = encode(message, self.max_frame)?;
-        self.push(Outgoing::Frame(payload)).await
+        self.push(Command::Frame(payload)).await
     }
 
     /// Encodes `message` and writes it into the socket from the caller's task when the
@@ -174,28 +278,71 @@ impl OutboundQueue {
         }
         match self.direct.try_send(&payload) {
             Ok(()) => Ok(()),
-            Err(Busy) => self.push(Outgoing::Frame(payload)).await,
+            Err(Busy) => self.push(Command::Frame(payload)).await,
         }
     }
 
-    /// Queues a command for the writer task; direct sends wait behind it.
-    pub(crate) async fn push(&self, command: Outgoing) -> Result<(), SendError> {
+    /// Queues a command for the writer task once the budget has room for it; direct
+    /// sends wait behind it.
+    pub(crate) async fn push(&self, command: Command) -> Result<(), SendError> {
         if self.cancel.is_cancelled() {
             return Err(SendError::Closed);
         }
-        let command = {
-            let mut st = self.direct.state.lock();
-            // Set with the command queued, both under the lock: the writer cannot go
-            // idle in between, so no direct send overtakes the command.
-            st.writer_busy = true;
-            match self.tx.try_send(command) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Closed(_)) => return Err(SendError::Closed),
-                Err(mpsc::error::TrySendError::Full(command)) => command,
+        let permits = self.reserve(command.cost()).await?;
+        let outgoing = Outgoing { command, permits };
+        let mut st = self.direct.state.lock();
+        // Set with the command queued, both under the lock: the writer cannot go idle in
+        // between, so no direct send overtakes the command.
+        st.writer_busy = true;
+        self.tx.send(outgoing).map_err(|_| SendError::Closed)
+    }
+
+    /// Takes `cost` bytes of the budget, waiting for the writer to free them; past the
+    /// stall deadline the connection is closed.
+    async fn reserve(&self, cost: usize) -> Result<u32, SendError> {
+        let budget = &self.budget;
+        let permits = budget.permits_for(cost);
+        if let Ok(taken) = budget.permits.try_acquire_many(permits) {
+            taken.forget();
+            return Ok(permits);
+        }
+        let wait = async {
+            match budget.stall {
+                Some(after) => tokio::time::timeout(after, budget.permits.acquire_many(permits))
+                    .await
+                    .map_err(|_| after),
+                None => Ok(budget.permits.acquire_many(permits).await),
             }
         };
-        // A full queue: the writer is busy until it has drained it.
-        self.tx.send(command).await.map_err(|_| SendError::Closed)
+        let taken = tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => return Err(SendError::Closed),
+            taken = wait => taken,
+        };
+        match taken {
+            Ok(Ok(taken)) => {
+                taken.forget();
+                Ok(permits)
+            }
+            Ok(Err(_)) => Err(SendError::Closed),
+            Err(after) => {
+                tracing::debug!(
+                    budget = budget.capacity,
+                    ?after,
+                    "closing a connection that does not read its answers"
+                );
+                self.cancel.cancel();
+                Err(SendError::Stalled {
+                    budget: budget.capacity,
+                    after,
+                })
+            }
+        }
+    }
+
+    /// Bytes of the budget held by frames queued and not yet written.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.budget.in_use()
     }
 
     pub(crate) fn close(&self) {
@@ -299,7 +446,7 @@ impl Direct {
     }
 
     /// The writer task wrote everything it held; it is idle if nothing is queued.
-    fn writer_done(&self, rx: &mpsc::Receiver<Outgoing>) {
+    fn writer_done(&self, rx: &mpsc::UnboundedReceiver<Outgoing>) {
         let mut st = self.state.lock();
         if rx.is_empty() && st.leftover.is_empty() {
             st.writer_busy = false;
@@ -405,7 +552,7 @@ pub(crate) fn wire<T>(
     leftover: BytesMut,
     slot: Option<OwnedSemaphorePermit>,
     max_frame: usize,
-    queue_len: usize,
+    limits: OutboundLimits,
     cancel: CancellationToken,
 ) -> (FrameReceiver<T>, OutboundQueue) {
     let shared = Arc::new(Shared {
@@ -413,18 +560,28 @@ pub(crate) fn wire<T>(
         _slot: slot,
         _cancel_on_drop: cancel.clone().drop_guard(),
     });
-    let (tx, rx) = mpsc::channel(queue_len.max(1));
+    // Unbounded in frames: every frame holds its bytes of the budget until written.
+    let (tx, rx) = mpsc::unbounded_channel();
+    let budget = Arc::new(Budget::new(limits));
     let writer = FrameWriter::new(WriteHalf(Arc::clone(&shared)), max_frame);
     let direct = Arc::new(Direct::new(Arc::downgrade(&shared), max_frame));
     tokio::spawn(run_writer(
-        writer,
-        rx,
+        Pump {
+            writer,
+            rx,
+            direct: Arc::clone(&direct),
+            budget: Arc::clone(&budget),
+            written: 0,
+        },
         cancel.clone(),
         Arc::downgrade(&shared),
-        Arc::clone(&direct),
     ));
+    let mut frames = FrameReader::with_buffer(ReadHalf(shared), leftover, max_frame);
+    if let Some(stall) = limits.stall {
+        frames = frames.with_stall_deadline(stall);
+    }
     let receiver = FrameReceiver {
-        frames: FrameReader::with_buffer(ReadHalf(shared), leftover, max_frame),
+        frames,
         cancel: cancel.clone(),
         cancelled: Box::pin(cancel.clone().cancelled_owned()),
         done: false,
@@ -435,6 +592,7 @@ pub(crate) fn wire<T>(
         cancel,
         max_frame,
         direct,
+        budget,
     };
     (receiver, queue)
 }
@@ -455,43 +613,65 @@ async fn next_event(
     }
 }
 
-/// Queues one command's frame; `false` if the connection must end.
-fn apply_command(
-    writer: &mut FrameWriter<WriteHalf>,
-    events: &mut Option<broadcast::Receiver<Bytes>>,
-    command: Outgoing,
-) -> bool {
-    match command {
-        Outgoing::Frame(payload) => writer.queue(&payload).is_ok(),
-        Outgoing::Subscribe(receiver) => {
-            *events = Some(receiver);
-            true
-        }
-    }
+/// The writer task's state: the socket's writer, the queue it drains, and the budget
+/// permits of the frames it has taken but not yet written.
+struct Pump {
+    writer: FrameWriter<WriteHalf>,
+    rx: mpsc::UnboundedReceiver<Outgoing>,
+    direct: Arc<Direct>,
+    budget: Arc<Budget>,
+    /// Permits of the commands in the writer's buffer, given back once it is flushed.
+    written: usize,
 }
 
-/// Queues one event's frame (or a `Lagged` notice); `false` if the connection must end.
-fn apply_event(
-    writer: &mut FrameWriter<WriteHalf>,
-    events: &mut Option<broadcast::Receiver<Bytes>>,
-    event: Result<Bytes, broadcast::error::RecvError>,
-) -> bool {
-    use broadcast::error::RecvError;
-    match event {
-        Ok(payload) => writer.queue(&payload).is_ok(),
-        Err(RecvError::Lagged(missed)) => lagged(writer, missed),
-        Err(RecvError::Closed) => {
-            *events = None;
-            true
+impl Pump {
+    /// Queues one command's frame; `false` if the connection must end.
+    fn apply_command(
+        &mut self,
+        events: &mut Option<broadcast::Receiver<Bytes>>,
+        outgoing: Outgoing,
+    ) -> bool {
+        self.written += outgoing.permits as usize;
+        match outgoing.command {
+            Command::Frame(payload) => self.writer.queue(&payload).is_ok(),
+            Command::Subscribe(receiver) => {
+                *events = Some(receiver);
+                true
+            }
         }
     }
-}
 
-fn lagged(writer: &mut FrameWriter<WriteHalf>, missed: u64) -> bool {
-    let frame = ServerFrame::<(), ()>::Lagged(missed);
-    match postcard::to_stdvec(&frame) {
-        Ok(payload) => writer.queue(&payload).is_ok(),
-        Err(_) => false,
+    /// Queues one event's frame (or a `Lagged` notice); `false` if the connection must
+    /// end.
+    fn apply_event(
+        &mut self,
+        events: &mut Option<broadcast::Receiver<Bytes>>,
+        event: Result<Bytes, broadcast::error::RecvError>,
+    ) -> bool {
+        use broadcast::error::RecvError;
+        match event {
+            Ok(payload) => self.writer.queue(&payload).is_ok(),
+            Err(RecvError::Lagged(missed)) => self.lagged(missed),
+            Err(RecvError::Closed) => {
+                *events = None;
+                true
+            }
+        }
+    }
+
+    fn lagged(&mut self, missed: u64) -> bool {
+        let frame = ServerFrame::<(), ()>::Lagged(missed);
+        match postcard::to_stdvec(&frame) {
+            Ok(payload) => self.writer.queue(&payload).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Writes everything buffered, then gives the budget of what was written back.
+    async fn flush(&mut self) -> Result<(), FrameError> {
+        self.writer.flush().await?;
+        self.budget.release(std::mem::take(&mut self.written));
+        Ok(())
     }
 }
 
@@ -509,14 +689,8 @@ enum Exit {
 /// socket; then, once the connection is cancelled (closed by either side, the daemon
 /// shutting down, or both halves dropped), it shuts the socket down. It holds the stream
 /// only while pumping, so dropping every handle closes the connection.
-async fn run_writer(
-    writer: FrameWriter<WriteHalf>,
-    rx: mpsc::Receiver<Outgoing>,
-    cancel: CancellationToken,
-    stream: Weak<Shared>,
-    direct: Arc<Direct>,
-) {
-    match pump(writer, rx, &cancel, &direct).await {
+async fn run_writer(pump: Pump, cancel: CancellationToken, stream: Weak<Shared>) {
+    match run_pump(pump, &cancel).await {
         Exit::Cancelled => {}
         Exit::SendersGone => cancel.cancelled().await,
         Exit::Failed => cancel.cancel(),
@@ -528,45 +702,41 @@ async fn run_writer(
 
 /// Drains the outbound queue and the event subscription into the socket, batching
 /// whatever is ready into one write.
-async fn pump(
-    mut writer: FrameWriter<WriteHalf>,
-    mut rx: mpsc::Receiver<Outgoing>,
-    cancel: &CancellationToken,
-    direct: &Direct,
-) -> Exit {
+async fn run_pump(mut pump: Pump, cancel: &CancellationToken) -> Exit {
     let mut events: Option<broadcast::Receiver<Bytes>> = None;
+    let direct = Arc::clone(&pump.direct);
     loop {
         let step = tokio::select! {
             biased;
             () = cancel.cancelled() => return Exit::Cancelled,
             () = direct.wake.notified() => Step::Leftover,
-            command = rx.recv() => Step::Command(command),
+            command = pump.rx.recv() => Step::Command(command),
             event = next_event(&mut events) => Step::Event(event),
         };
         // From here until everything is written, senders queue behind this writer.
         if let Some(leftover) = direct.writer_starts() {
-            writer.queue_encoded(&leftover);
+            pump.writer.queue_encoded(&leftover);
         }
         let ok = match step {
             Step::Command(None) => {
-                if writer.buffered() > 0 && writer.flush().await.is_err() {
+                if pump.writer.buffered() > 0 && pump.flush().await.is_err() {
                     return Exit::Failed;
                 }
                 return Exit::SendersGone;
             }
-            Step::Command(Some(command)) => apply_command(&mut writer, &mut events, command),
-            Step::Event(event) => apply_event(&mut writer, &mut events, event),
+            Step::Command(Some(command)) => pump.apply_command(&mut events, command),
+            Step::Event(event) => pump.apply_event(&mut events, event),
             Step::Leftover => true,
         };
         if !ok {
             return Exit::Failed;
         }
         let mut senders_gone = false;
-        while writer.buffered() < WRITE_BATCH {
+        while pump.writer.buffered() < WRITE_BATCH {
             let mut progressed = false;
-            match rx.try_recv() {
+            match pump.rx.try_recv() {
                 Ok(command) => {
-                    if !apply_command(&mut writer, &mut events, command) {
+                    if !pump.apply_command(&mut events, command) {
                         return Exit::Failed;
                     }
                     progressed = true;
@@ -583,7 +753,7 @@ async fn pump(
                     Err(TryRecvError::Empty) => None,
                 };
                 if let Some(event) = event {
-                    if !apply_event(&mut writer, &mut events, event) {
+                    if !pump.apply_event(&mut events, event) {
                         return Exit::Failed;
                     }
                     progressed = true;
@@ -593,20 +763,23 @@ async fn pump(
                 break;
             }
         }
-        if writer.buffered() > 0 {
+        if pump.writer.buffered() > 0 {
             let flushed = tokio::select! {
                 biased;
                 () = cancel.cancelled() => return Exit::Cancelled,
-                flushed = writer.flush() => flushed,
+                flushed = pump.flush() => flushed,
             };
             if flushed.is_err() {
                 return Exit::Failed;
             }
+        } else {
+            // A subscription only: nothing to write, its permits are free again.
+            pump.budget.release(std::mem::take(&mut pump.written));
         }
         if senders_gone {
             return Exit::SendersGone;
         }
-        direct.writer_done(&rx);
+        direct.writer_done(&pump.rx);
     }
 }
 

@@ -9,6 +9,7 @@
 //! ([`decode`] uses `postcard::take_from_bytes` and checks the remainder).
 
 use std::io;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
@@ -60,6 +61,14 @@ pub enum FrameError {
     /// The socket failed.
     #[error("socket error: {0}")]
     Io(#[source] io::Error),
+    /// A frame the peer started was not complete within the stall deadline.
+    #[error("a frame was not completed within {after:?} ({buffered} bytes of it arrived)")]
+    Stalled {
+        /// The deadline.
+        after: Duration,
+        /// How many bytes of the unfinished frame had arrived.
+        buffered: usize,
+    },
 }
 
 impl FrameError {
@@ -108,7 +117,9 @@ pub fn encode<T: Serialize + ?Sized>(message: &T, max: usize) -> Result<Bytes, F
 ///
 /// Memory is bounded by the frame limit: a read asks for at most 8 KiB more than a
 /// partial frame, and a frame's buffer is reserved only after its length passed the check.
-/// [`FrameReader::next_frame`] is cancel-safe.
+/// With a stall deadline ([`FrameReader::with_stall_deadline`]), a frame whose first
+/// byte has arrived must be complete within it. [`FrameReader::next_frame`] is
+/// cancel-safe.
 #[derive(Debug)]
 pub struct FrameReader<R> {
     io: R,
@@ -117,6 +128,10 @@ pub struct FrameReader<R> {
     eof: bool,
     /// The codec has consumed a frame's header and waits for its payload.
     in_frame: bool,
+    /// How long a started frame may take to complete.
+    stall: Option<Duration>,
+    /// When the reader first waited for more of the current, started frame.
+    frame_started: Option<tokio::time::Instant>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -134,7 +149,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             buf,
             eof: false,
             in_frame: false,
+            stall: None,
+            frame_started: None,
         }
+    }
+
+    /// A frame whose first byte has arrived must be complete within `after`, or
+    /// [`FrameReader::next_frame`] fails with [`FrameError::Stalled`]. Waiting between
+    /// frames has no deadline.
+    #[must_use]
+    pub fn with_stall_deadline(mut self, after: Duration) -> Self {
+        self.stall = Some(after);
+        self
     }
 
     /// The current payload limit.
@@ -158,6 +184,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 .map_err(|e| FrameError::from_codec(e, max))?
             {
                 self.in_frame = false;
+                self.frame_started = None;
                 return Ok(Some(frame));
             }
             if self.buf.len() < before {
@@ -175,11 +202,26 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             let chunk =
                 (max.saturating_add(LENGTH_PREFIX_LEN)).clamp(LENGTH_PREFIX_LEN, READ_CHUNK);
             self.buf.reserve(chunk);
-            let read = self
-                .io
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(FrameError::Io)?;
+            let started = self.in_frame || !self.buf.is_empty();
+            let read = match self.stall.filter(|_| started) {
+                Some(after) => {
+                    let since = *self
+                        .frame_started
+                        .get_or_insert_with(tokio::time::Instant::now);
+                    let read = self.io.read_buf(&mut self.buf);
+                    match tokio::time::timeout_at(since + after, read).await {
+                        Ok(read) => read,
+                        Err(_) => {
+                            return Err(FrameError::Stalled {
+                                after,
+                                buffered: self.buf.len(),
+                            });
+                        }
+                    }
+                }
+                None => self.io.read_buf(&mut self.buf).await,
+            }
+            .map_err(FrameError::Io)?;
             if read == 0 {
                 self.eof = true;
             }
@@ -345,6 +387,53 @@ mod tests {
         assert!(matches!(
             reader.next_frame().await,
             Err(FrameError::Truncated { buffered: 2 })
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_reader_waits_forever_but_a_started_frame_has_a_deadline() {
+        use tokio::io::AsyncWriteExt as _;
+        let (mut peer, io) = tokio::io::duplex(1024);
+        let mut reader = FrameReader::new(io, 1024).with_stall_deadline(Duration::from_secs(10));
+        // Idle between frames: an hour passes and nothing is due.
+        let idle = tokio::time::timeout(Duration::from_secs(3600), reader.next_frame()).await;
+        assert!(idle.is_err(), "an idle reader gave up: {idle:?}");
+
+        // A frame in two pieces, each frame within its own deadline.
+        peer.write_all(&[0, 0, 0, 3, 1]).await.unwrap();
+        let first = async {
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            peer.write_all(&[2, 3, 0, 0, 0, 2, 7]).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            peer.write_all(&[8]).await.unwrap();
+            peer
+        };
+        let (mut peer, frames) = tokio::join!(first, async {
+            let a = reader.next_frame().await.unwrap().unwrap();
+            let b = reader.next_frame().await.unwrap().unwrap();
+            (a, b)
+        });
+        assert_eq!(
+            (&frames.0[..], &frames.1[..]),
+            (&[1u8, 2, 3][..], &[7u8, 8][..])
+        );
+
+        // Half a frame, then silence: refused at the deadline, not before.
+        peer.write_all(&[0, 0, 0, 8, 1, 2, 3]).await.unwrap();
+        let start = tokio::time::Instant::now();
+        let err = reader.next_frame().await.unwrap_err();
+        assert!(
+            matches!(err, FrameError::Stalled { buffered: 3, after } if after == Duration::from_secs(10)),
+            "{err}"
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+        // A header cut short counts as a started frame too.
+        let (mut peer, io) = tokio::io::duplex(1024);
+        let mut reader = FrameReader::new(io, 1024).with_stall_deadline(Duration::from_secs(1));
+        peer.write_all(&[0, 0]).await.unwrap();
+        assert!(matches!(
+            reader.next_frame().await,
+            Err(FrameError::Stalled { buffered: 2, .. })
         ));
     }
 

@@ -14,6 +14,9 @@
 //!   the token) → `Auth` (the client proves it) → `AuthResult`, all under one deadline;
 //! - the peer-credential check ([`peer`]) made on accept, before a byte is read;
 //! - limits: a pre-authentication connection cap separate from the authenticated one;
+//!   after the handshake, an outbound budget in bytes per connection (a peer that does
+//!   not read its answers is closed after the stall deadline) and a deadline for a
+//!   started frame to complete (none between frames);
 //! - the authenticated connection types ([`server`], [`client`]) and event fan-out
 //!   ([`broadcast`]).
 //!
@@ -83,4 +86,4 @@ pub mod server;
 mod slots;
 pub mod token;
 
-pub use conn::{FrameReceiver, Raw, SendError, ServerFrame};
+pub use conn::{FRAME_OVERHEAD, FrameReceiver, Raw, SendError, ServerFrame, frame_cost};

@@ -1,4 +1,5 @@
-//! The peer-credential check made on accept, before a byte is read.
+//! The peer-credential check made on accept, before a byte is read, and by a client on
+//! the daemon it connected to, before a byte is written.
 //!
 //! The kernel reports the connecting process's effective uid (`SO_PEERCRED` and friends,
 //! through `interprocess`). A peer whose uid is not the daemon's, not root (unless root is
@@ -87,6 +88,16 @@ pub(crate) enum PeerRefusal {
     #[cfg_attr(not(unix), allow(dead_code))]
     #[error("peer uid {0} is not allowed")]
     UidNotAllowed(u32),
+}
+
+impl PeerRefusal {
+    /// The refused peer's uid, when the kernel reported one.
+    pub(crate) fn uid(&self) -> Option<u32> {
+        match self {
+            Self::UidNotAllowed(uid) => Some(*uid),
+            Self::NoCredentials(_) | Self::UnknownUid => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -34,7 +34,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::broadcast::Broadcaster;
-use crate::conn::{FrameReceiver, OutboundQueue, Outgoing, SendError, ServerFrame, wire};
+use crate::conn::{
+    Command, FrameReceiver, OutboundLimits, OutboundQueue, SendError, ServerFrame, wire,
+};
 use crate::frame::{FrameError, FrameReader, FrameWriter, MAX_FRAME, PRE_AUTH_MAX_FRAME};
 use crate::handshake::{
     AuthResult, DEFAULT_HANDSHAKE_TIMEOUT, HandshakeError, RejectCode, ServerHandshake,
@@ -50,8 +52,12 @@ use crate::token::{SessionToken, TokenError, TokenFile};
 pub const DEFAULT_MAX_PRE_AUTH: usize = 64;
 /// Default cap on authenticated connections.
 pub const DEFAULT_MAX_AUTHENTICATED: usize = 16_384;
-/// Default length of a connection's outbound queue, in frames.
-pub const DEFAULT_OUTBOUND_QUEUE: usize = 256;
+/// Default outbound budget of a connection: bytes of answers queued and not yet read
+/// (4 MiB; see [`frame_cost`](crate::frame_cost)).
+pub const DEFAULT_OUTBOUND_BUDGET: usize = 4 * 1024 * 1024;
+/// Default stall deadline: a started frame must be complete, and an answer over the
+/// budget must find room, within it.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default number of per-connection failure lines logged per second.
 pub const DEFAULT_FAILURE_LOGS_PER_SECOND: u32 = 10;
 
@@ -85,8 +91,16 @@ pub struct ServerConfig {
     pub max_authenticated: usize,
     /// Largest frame payload after authentication (default 1 MiB).
     pub max_frame_length: usize,
-    /// Length of each connection's outbound queue, in frames (default 256).
-    pub outbound_queue: usize,
+    /// Bytes of answers each connection may hold queued and unread (default 4 MiB,
+    /// counted by [`frame_cost`](crate::frame_cost)). An answer that does not fit waits
+    /// for the client to read; one larger than the whole budget waits for an empty
+    /// queue.
+    pub outbound_budget: usize,
+    /// The stall deadline (default 10 s): an answer that waits this long for room in the
+    /// budget closes the connection (the client does not read its answers), and so does a
+    /// frame the client started and did not finish within it. An idle connection (between
+    /// frames, such as a subscriber's) has no deadline.
+    pub stall_timeout: Duration,
     /// Per-connection failure lines logged per second at most (default 10).
     pub failure_logs_per_second: u32,
 }
@@ -104,7 +118,8 @@ impl ServerConfig {
             max_pre_auth: DEFAULT_MAX_PRE_AUTH,
             max_authenticated: DEFAULT_MAX_AUTHENTICATED,
             max_frame_length: MAX_FRAME,
-            outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            outbound_budget: DEFAULT_OUTBOUND_BUDGET,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
             failure_logs_per_second: DEFAULT_FAILURE_LOGS_PER_SECOND,
         }
     }
@@ -194,7 +209,7 @@ pub struct Server<Req, Resp, Ev> {
     authenticated: Arc<Semaphore>,
     max_authenticated: usize,
     max_frame: usize,
-    outbound_queue: usize,
+    outbound: OutboundLimits,
     home: Home,
     socket: SocketFile,
     token_file: Option<TokenFile>,
@@ -253,7 +268,10 @@ impl<Req, Resp, Ev> Server<Req, Resp, Ev> {
             authenticated,
             max_authenticated,
             max_frame: config.max_frame_length,
-            outbound_queue: config.outbound_queue,
+            outbound: OutboundLimits {
+                budget: config.outbound_budget,
+                stall: Some(config.stall_timeout),
+            },
             home,
             socket,
             token_file: Some(token_file),
@@ -269,7 +287,7 @@ impl<Req, Resp, Ev> Server<Req, Resp, Ev> {
         Some(Connection::new(
             authenticated,
             self.max_frame,
-            self.outbound_queue,
+            self.outbound,
             self.cancel.child_token(),
         ))
     }
@@ -687,7 +705,7 @@ impl<Req, Resp, Ev> Connection<Req, Resp, Ev> {
     fn new(
         authenticated: Authenticated,
         max_frame: usize,
-        queue_len: usize,
+        outbound: OutboundLimits,
         cancel: CancellationToken,
     ) -> Self {
         let Authenticated {
@@ -697,7 +715,7 @@ impl<Req, Resp, Ev> Connection<Req, Resp, Ev> {
             leftover,
             slot,
         } = authenticated;
-        let (requests, queue) = wire(stream, leftover, Some(slot), max_frame, queue_len, cancel);
+        let (requests, queue) = wire(stream, leftover, Some(slot), max_frame, outbound, cancel);
         Self {
             requests,
             sender: ConnectionSender {
@@ -815,7 +833,7 @@ impl<Resp, Ev> ConnectionSender<Resp, Ev> {
     /// connection is alive.
     pub async fn subscribe(&self, broadcaster: &Broadcaster<Ev>) -> Result<(), SendError> {
         self.queue
-            .push(Outgoing::Subscribe(broadcaster.receiver()))
+            .push(Command::Subscribe(broadcaster.receiver()))
             .await
     }
 
@@ -832,5 +850,11 @@ impl<Resp, Ev> ConnectionSender<Resp, Ev> {
     /// The largest frame this connection sends.
     pub fn max_frame_length(&self) -> usize {
         self.queue.max_frame()
+    }
+
+    /// Bytes of the outbound budget held by answers queued and not yet written to the
+    /// socket.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.queued_bytes()
     }
 }

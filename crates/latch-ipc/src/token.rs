@@ -112,6 +112,26 @@ pub enum TokenError {
         /// The OS error.
         source: io::Error,
     },
+    /// The token file could have been planted, or read, by another user: it is owned by
+    /// someone other than the caller and root, gives group or others access, or is not
+    /// a regular file. Nothing was read from it.
+    #[error(
+        "refusing session token {}: {} (set LATCH_TOKEN_FILE to use another file)",
+        path.display(),
+        untrusted_reason(*owner, *mode, *caller, *not_a_file)
+    )]
+    Untrusted {
+        /// The token path.
+        path: PathBuf,
+        /// The file's owner.
+        owner: u32,
+        /// The file's permission bits.
+        mode: u32,
+        /// The caller's effective uid.
+        caller: u32,
+        /// The path is not a regular file.
+        not_a_file: bool,
+    },
     /// The token file does not hold 64 hex characters.
     #[error(
         "session token at {} is not {} hex characters ({source}): set LATCH_TOKEN_FILE to use another file",
@@ -124,6 +144,18 @@ pub enum TokenError {
         /// What is wrong with the text.
         source: TokenParseError,
     },
+}
+
+fn untrusted_reason(owner: u32, mode: u32, caller: u32, not_a_file: bool) -> String {
+    let found = if not_a_file {
+        "it is not a regular file".to_owned()
+    } else {
+        format!("it is owned by uid {owner} with mode {mode:04o}")
+    };
+    format!(
+        "{found}, but a token file must be a regular file owned by you (uid {caller}) or root \
+         that group and others cannot read or write (mode 0600)"
+    )
 }
 
 /// The daemon's session token: 32 secret bytes.
@@ -440,7 +472,22 @@ fn verify_private(file: &File) -> Result<FileIdentity, &'static str> {
 
 /// Reads a session token from `path`: 64 hex characters, optionally followed by a line
 /// ending. The error says which file was looked for and which variable picks another.
+///
+/// The file must be one no other user could have planted or read: a regular file owned
+/// by the caller's effective uid or by root, with no access for group or others
+/// (checked with `fstat` on the open file, before a byte is read). Anything else is
+/// [`TokenError::Untrusted`]: another local user could otherwise hand a client a token
+/// of their own (and an impostor daemon to go with it), or read it.
 pub fn read_token_file(path: &Path) -> Result<SessionToken, TokenError> {
+    read_trusted_token_file(path, crate::home::current_uid()).map(|(token, _)| token)
+}
+
+/// [`read_token_file`] for a caller of effective uid `caller`; also returns the file's
+/// owner (`None` where the platform has no uids).
+pub(crate) fn read_trusted_token_file(
+    path: &Path,
+    caller: u32,
+) -> Result<(SessionToken, Option<u32>), TokenError> {
     let file = File::open(path).map_err(|source| {
         if source.kind() == io::ErrorKind::NotFound {
             TokenError::Missing {
@@ -451,6 +498,19 @@ pub fn read_token_file(path: &Path) -> Result<SessionToken, TokenError> {
                 path: path.to_path_buf(),
                 source,
             }
+        }
+    })?;
+    let metadata = file.metadata().map_err(|source| TokenError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let owner = check_token_file_metadata(&metadata, caller).map_err(|(owner, mode)| {
+        TokenError::Untrusted {
+            path: path.to_path_buf(),
+            owner,
+            mode,
+            caller,
+            not_a_file: !metadata.is_file(),
         }
     })?;
     // Read a little more than a token so an oversized file is reported, not loaded.
@@ -466,10 +526,47 @@ pub fn read_token_file(path: &Path) -> Result<SessionToken, TokenError> {
         .strip_suffix(b"\r\n")
         .or_else(|| text.strip_suffix(b"\n"))
         .unwrap_or(&text);
-    SessionToken::from_hex_bytes(trimmed).map_err(|source| TokenError::Malformed {
+    let token = SessionToken::from_hex_bytes(trimmed).map_err(|source| TokenError::Malformed {
         path: path.to_path_buf(),
         source,
-    })
+    })?;
+    Ok((token, owner))
+}
+
+/// Whether a token file of this owner and these permission bits may be trusted by a
+/// caller of effective uid `caller`: owned by the caller or root, no access for group
+/// or others.
+pub fn token_file_is_trusted(owner: u32, mode: u32, caller: u32) -> bool {
+    (owner == caller || owner == 0) && mode & 0o077 == 0
+}
+
+/// Applies [`token_file_is_trusted`] to a file's metadata: its owner, or the owner and
+/// mode found when it is refused.
+#[cfg(unix)]
+fn check_token_file_metadata(
+    metadata: &std::fs::Metadata,
+    caller: u32,
+) -> Result<Option<u32>, (u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let (owner, mode) = (metadata.uid(), metadata.mode() & 0o7777);
+    if metadata.is_file() && token_file_is_trusted(owner, mode, caller) {
+        Ok(Some(owner))
+    } else {
+        Err((owner, mode))
+    }
+}
+
+/// Without uids and modes, only the file type is checked.
+#[cfg(not(unix))]
+fn check_token_file_metadata(
+    metadata: &std::fs::Metadata,
+    _caller: u32,
+) -> Result<Option<u32>, (u32, u32)> {
+    if metadata.is_file() {
+        Ok(None)
+    } else {
+        Err((0, 0))
+    }
 }
 
 #[cfg(test)]
@@ -564,20 +661,101 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap(), b"original");
     }
 
+    /// Writes `contents` to `path`, mode 0600.
+    fn write_private(path: &Path, contents: impl AsRef<[u8]>) {
+        std::fs::write(path, contents).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+
+    #[test]
+    fn only_the_callers_or_roots_private_files_are_trusted() {
+        assert!(token_file_is_trusted(1000, 0o600, 1000));
+        assert!(token_file_is_trusted(0, 0o600, 1000));
+        assert!(token_file_is_trusted(0, 0o400, 0));
+        assert!(!token_file_is_trusted(1001, 0o600, 1000));
+        assert!(!token_file_is_trusted(1001, 0o600, 0));
+        for open in [0o640, 0o604, 0o660, 0o606, 0o644, 0o610, 0o601] {
+            assert!(!token_file_is_trusted(1000, open, 1000), "{open:o}");
+            assert!(!token_file_is_trusted(0, open, 0), "{open:o}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_token_file_open_to_group_or_others_is_refused_before_it_is_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("session-token");
+        let token = SessionToken::from_bytes([7; 32]);
+        write_private(&path, token.to_hex().as_bytes());
+        assert_eq!(read_token_file(&path).unwrap(), token);
+        for mode in [0o640, 0o604, 0o660, 0o606] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = read_token_file(&path).unwrap_err();
+            assert!(
+                matches!(err, TokenError::Untrusted { mode: m, .. } if m == mode),
+                "{err}"
+            );
+            let text = err.to_string();
+            assert!(text.contains(&path.display().to_string()), "{text}");
+            assert!(text.contains(&format!("mode {mode:04o}")), "{text}");
+            assert!(text.contains("mode 0600"), "{text}");
+            assert!(text.contains("LATCH_TOKEN_FILE"), "{text}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_token_file_of_another_owner_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("session-token");
+        write_private(&path, SessionToken::from_bytes([7; 32]).to_hex().as_bytes());
+        let me = crate::home::current_uid();
+        let (caller, owner) = if me == 0 {
+            // Root (as in CI): the file really belongs to another user.
+            std::os::unix::fs::chown(&path, Some(65_534), Some(65_534)).unwrap();
+            (0, 65_534)
+        } else {
+            // Not root: no file can be given away, so ours is read as a caller of another
+            // uid would read it: the same fstat, the same refusal.
+            (me + 1, me)
+        };
+        let err = read_trusted_token_file(&path, caller).unwrap_err();
+        let TokenError::Untrusted {
+            owner: found,
+            caller: c,
+            ..
+        } = &err
+        else {
+            panic!("{err}")
+        };
+        assert_eq!((*found, *c), (owner, caller));
+        let text = err.to_string();
+        assert!(text.contains(&format!("owned by uid {owner}")), "{text}");
+        assert!(
+            text.contains(&format!("owned by you (uid {caller}) or root")),
+            "{text}"
+        );
+    }
+
     #[test]
     fn read_accepts_a_trailing_newline_and_refuses_junk() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t");
         let token = SessionToken::from_bytes([7; 32]);
-        std::fs::write(&path, format!("{}\n", token.to_hex().as_str())).unwrap();
+        write_private(&path, format!("{}\n", token.to_hex().as_str()));
         assert_eq!(read_token_file(&path).unwrap(), token);
 
-        std::fs::write(&path, "not a token").unwrap();
+        write_private(&path, "not a token");
         let err = read_token_file(&path).unwrap_err();
         assert!(matches!(err, TokenError::Malformed { .. }), "{err}");
         assert!(err.to_string().contains("LATCH_TOKEN_FILE"), "{err}");
 
-        std::fs::write(&path, "a".repeat(10_000)).unwrap();
+        write_private(&path, "a".repeat(10_000));
         let err = read_token_file(&path).unwrap_err();
         assert!(
             matches!(

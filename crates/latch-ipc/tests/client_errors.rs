@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use interprocess::local_socket::traits::tokio::Listener as _;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName as _};
-use latch_ipc::client::{ClientError, connect};
+use latch_ipc::client::{ClientConfig, ClientError, connect};
 use latch_ipc::token::{SessionToken, TokenError, write_token_file};
 
 #[tokio::test]
@@ -75,6 +75,11 @@ async fn a_malformed_token_is_refused_clearly() {
     let mut config = client_config(home.path());
     config.token_path = home.path().join("junk");
     std::fs::write(&config.token_path, "hello").unwrap();
+    std::fs::set_permissions(
+        &config.token_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let err = connect::<Req, Resp, Ev>(&config).await.unwrap_err();
     assert!(
         matches!(err, ClientError::Token(TokenError::Malformed { .. })),
@@ -110,4 +115,119 @@ async fn a_daemon_that_never_answers_times_out() {
     let (_, result) = tokio::join!(mute, connect::<Req, Resp, Ev>(&config));
     let err = result.unwrap_err();
     assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+}
+
+/// What the listener in `dir` received once the client is done with it.
+fn received(done: &std::sync::mpsc::Receiver<std::io::Result<usize>>) -> usize {
+    done.recv_timeout(Duration::from_secs(10))
+        .expect("the listener saw no connection")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_token_file_open_to_group_or_others_is_refused_before_a_byte_is_sent() {
+    for mode in [0o640, 0o604, 0o660, 0o606] {
+        let home = home();
+        let (socket, done) = listen_here(home.path());
+        let token_path = home.path().join("session-token");
+        write_token_with_mode(&token_path, &SessionToken::generate().unwrap(), mode);
+        let err = connect::<Req, Resp, Ev>(&client_config(home.path()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::Token(TokenError::Untrusted { mode: m, .. }) if m == mode),
+            "{mode:o}: {err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(&token_path.display().to_string()), "{text}");
+        assert!(text.contains(&format!("mode {mode:04o}")), "{text}");
+        assert!(text.contains("mode 0600"), "{text}");
+        assert_eq!(
+            received(&done),
+            0,
+            "{mode:o}: a byte reached {}",
+            socket.display()
+        );
+    }
+}
+
+#[tokio::test]
+#[allow(clippy::print_stderr)]
+async fn a_token_file_of_another_owner_is_refused_before_a_byte_is_sent() {
+    let home = home();
+    let (_socket, done) = listen_here(home.path());
+    let token_path = home.path().join("session-token");
+    write_token_with_mode(&token_path, &SessionToken::generate().unwrap(), 0o600);
+    if latch_ipc::home::current_uid() == 0 {
+        std::os::unix::fs::chown(&token_path, Some(OTHER_UID), Some(OTHER_UID)).unwrap();
+        let err = connect::<Req, Resp, Ev>(&client_config(home.path()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::Token(TokenError::Untrusted { owner, caller: 0, .. }) if owner == OTHER_UID),
+            "{err}"
+        );
+        assert!(err.to_string().contains("owned by uid 65534"), "{err}");
+    } else {
+        // Not root: no file can be given away here. The refusal of another owner's file
+        // is checked in latch-ipc's unit tests (token::tests); here a root-owned token
+        // file, which is trusted, must be one we cannot read at all.
+        eprintln!("not root: checking that an unreadable token file is refused");
+        let err = connect::<Req, Resp, Ev>(&ClientConfig::new(
+            home.path().join("latch.sock"),
+            "/root/.latch/session-token",
+            VERSION,
+        ))
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ClientError::Token(_)), "{err}");
+    }
+    assert_eq!(received(&done), 0, "a byte reached the listener");
+}
+
+#[tokio::test]
+#[allow(clippy::print_stderr)]
+async fn a_daemon_of_another_uid_is_refused_before_a_byte_is_sent() {
+    let home = home();
+    let token_path = home.path().join("session-token");
+    write_token_with_mode(&token_path, &SessionToken::generate().unwrap(), 0o600);
+    #[cfg(target_os = "linux")]
+    if latch_ipc::home::current_uid() == 0 {
+        // The impostor's directory: a listener running as nobody.
+        let impostor = tempfile::tempdir().unwrap();
+        let (socket, done) = listen_as(OTHER_UID, impostor.path());
+        let config = ClientConfig::new(&socket, &token_path, VERSION);
+        let err = connect::<Req, Resp, Ev>(&config).await.unwrap_err();
+        let ClientError::UntrustedDaemon { path, uid, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!((path, *uid), (&socket, Some(OTHER_UID)));
+        let text = err.to_string();
+        assert!(
+            text.contains("it runs as uid 65534, not as you (uid 0), root"),
+            "{text}"
+        );
+        assert!(text.contains("nothing was sent to it"), "{text}");
+        assert_eq!(received(&done), 0, "a byte reached the impostor");
+        return;
+    }
+    // Not root (or not Linux): no listener can run as another user here. The refusal
+    // itself is checked in latch-ipc's unit tests (client::tests, with the caller's uid
+    // changed); here a listener of our own uid must be let through to the handshake.
+    eprintln!("not root on Linux: checking that a daemon of our own uid is admitted");
+    let (socket, done) = listen_here(home.path());
+    let mut config = ClientConfig::new(&socket, &token_path, VERSION);
+    config.handshake_timeout = Duration::from_millis(100);
+    let err = connect::<Req, Resp, Ev>(&config).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Timeout { .. } | ClientError::Closed { .. }
+        ),
+        "{err}"
+    );
+    assert!(
+        received(&done) > 0,
+        "the Hello was not sent to our own daemon"
+    );
 }

@@ -166,6 +166,9 @@ fn token_read_errors_name_the_file_and_the_variable() {
 
     for junk in ["", "abc", &"g".repeat(64), &"a".repeat(65)] {
         std::fs::write(&path, junk).unwrap();
+        #[cfg(unix)]
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let err = read_token_file(&path).unwrap_err();
         let text = err.to_string();
         assert!(

@@ -123,4 +123,7 @@ pub enum QrError {
         /// Length of the data in bytes.
         len: usize,
     },
+    /// The PNG encoder refused the image (not expected for a QR code).
+    #[error("cannot encode the qr code as png: {0}")]
+    Png(String),
 }

@@ -16,8 +16,9 @@
 //!   an injected [`latch_models::Clock`].
 //! - **Provisioning URIs** byte for byte as pyotp's `provisioning_uri`
 //!   ([`provisioning_uri`]), their QR code as Home Assistant's SVG ([`qr_svg`]), for
-//!   terminals ([`qr_terminal`]) and as PNG ([`qr_png`]); `otpauth://` URIs from other
-//!   systems can be imported ([`parse_otpauth_uri`]).
+//!   terminals ([`qr_terminal`]: half blocks at the lowest error-correction level that
+//!   keeps a typical URI within 24 lines) and as PNG ([`qr_png`]); `otpauth://` URIs
+//!   from other systems can be imported ([`parse_otpauth_uri`]).
 //!
 //! # Beyond Home Assistant
 //!
@@ -85,7 +86,7 @@ pub use otp::{
     DIGITS, DUMMY_SECRET, STEP_SECONDS, code_at, code_at_step, codes_equal, decode_secret,
     encode_base32, generate_secret, step_at,
 };
-pub use qr::{qr_png, qr_svg, qr_terminal};
+pub use qr::{QUIET_ZONE, TERMINAL_LINES, qr_png, qr_svg, qr_terminal, terminal_size};
 pub use recovery::{RECOVERY_ALPHABET, RECOVERY_CODE_LEN, normalize_recovery_code};
 pub use setup::{SETUP_WINDOW, TotpSetupFlow};
 pub use uri::{OtpAuth, parse_otpauth_uri, provisioning_uri, python_quote};

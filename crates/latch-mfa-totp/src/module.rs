@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use latch_models::{Clock, Secret, User, UserId};
-use latch_provider::{BoxFuture, FormField, MfaModule, MfaSetupFlow, ProviderError};
+use latch_provider::{BoxFuture, CodeVerdict, FormField, MfaModule, MfaSetupFlow, ProviderError};
 use latch_store::{Change, Store, TotpState};
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
@@ -236,20 +236,29 @@ impl TotpModule {
     /// [`TotpError::Storage`] when recording the step or the used recovery code fails
     /// (the login must then fail: the code may not be marked used).
     pub async fn validate_code(&self, user_id: &UserId, code: &str) -> Result<bool, TotpError> {
+        Ok(self.check_code(user_id, code).await? == CodeVerdict::Accepted)
+    }
+
+    /// As [`TotpModule::validate_code`], telling a right code whose time step was used
+    /// already ([`CodeVerdict::AlreadyUsed`]) from a wrong one.
+    ///
+    /// # Errors
+    /// As [`TotpModule::validate_code`].
+    pub async fn check_code(&self, user_id: &UserId, code: &str) -> Result<CodeVerdict, TotpError> {
         let inner = &self.inner;
         let _lock = inner.lock_user(user_id).await;
         let now_step = step_at(inner.now_unix());
 
         let Some(secret) = inner.store.totp_secret(user_id.as_str()) else {
             dummy_check(code, now_step);
-            return Ok(false);
+            return Ok(CodeVerdict::Invalid);
         };
         let key = match decode_secret(secret.expose()) {
             Ok(k) => Zeroizing::new(k),
             Err(e) => {
                 tracing::warn!(user_id = %user_id, error = %e, "stored totp secret cannot be decoded");
                 dummy_check(code, now_step);
-                return Ok(false);
+                return Ok(CodeVerdict::Invalid);
             }
         };
         let state = inner.store.totp_state(user_id.as_str()).unwrap_or_default();
@@ -257,7 +266,7 @@ impl TotpModule {
         if let Some(step) = now_step.and_then(|t| matching_step(&key, code, t, LOGIN_WINDOW)) {
             if state.last_step.is_some_and(|last| step <= last) {
                 tracing::info!(user_id = %user_id, step, "totp code refused: its time step was used already");
-                return Ok(false);
+                return Ok(CodeVerdict::AlreadyUsed);
             }
             inner
                 .commit(vec![Change::PutTotpState {
@@ -266,7 +275,7 @@ impl TotpModule {
                     recovery_codes: state.recovery_codes,
                 }])
                 .await?;
-            return Ok(true);
+            return Ok(CodeVerdict::Accepted);
         }
 
         if let Some(normalized) = normalize_recovery_code(code) {
@@ -283,10 +292,10 @@ impl TotpModule {
                     }])
                     .await?;
                 tracing::info!(user_id = %user_id, remaining, "totp recovery code used");
-                return Ok(true);
+                return Ok(CodeVerdict::Accepted);
             }
         }
-        Ok(false)
+        Ok(CodeVerdict::Invalid)
     }
 
     /// Issues a fresh set of [`TotpConfig::recovery_codes`] one-time codes for a user
@@ -406,6 +415,18 @@ impl MfaModule for TotpModule {
     ) -> BoxFuture<'a, Result<bool, ProviderError>> {
         Box::pin(async move {
             self.validate_code(user_id, input_code(input))
+                .await
+                .map_err(ProviderError::from)
+        })
+    }
+
+    fn check<'a>(
+        &'a self,
+        user_id: &'a UserId,
+        input: &'a Map<String, Value>,
+    ) -> BoxFuture<'a, Result<CodeVerdict, ProviderError>> {
+        Box::pin(async move {
+            self.check_code(user_id, input_code(input))
                 .await
                 .map_err(ProviderError::from)
         })

@@ -9,20 +9,40 @@ use qrcode::{Color, EcLevel, QrCode, Version};
 use crate::QrError;
 
 /// Modules of light margin around the code (the QR specification's quiet zone).
-const QUIET_ZONE: usize = 4;
+pub const QUIET_ZONE: usize = 4;
+
+/// The lines a terminal rendering fits in whenever the data allows: one less than an
+/// 80×24 terminal, for the prompt below it.
+pub const TERMINAL_LINES: usize = 23;
+
+/// The quiet zone of a terminal rendering that would not fit in [`TERMINAL_LINES`] with
+/// the full [`QUIET_ZONE`]: the light background drawn around the code is then 2 modules
+/// wide, which phone readers accept (it is what Micro QR codes specify).
+const NARROW_QUIET_ZONE: usize = 2;
 
 /// Pixels per module in the SVG and PNG renderings (Home Assistant's `scale=4`).
 const SCALE: usize = 4;
 
-/// The module matrix of `data`: byte mode at error-correction level H in the smallest
-/// version that fits, as PyQRCode encodes a URI. `true` is dark. Row-major, `width`²
-/// entries.
+/// The module matrix of a code. `true` is dark. Row-major, `width`² entries.
 struct Matrix {
     width: usize,
     dark: Vec<bool>,
 }
 
 impl Matrix {
+    fn from_code(code: &QrCode) -> Self {
+        Self {
+            width: code.width(),
+            dark: code
+                .to_colors()
+                .into_iter()
+                .map(|c| c == Color::Dark)
+                .collect(),
+        }
+    }
+
+    /// Byte mode at error-correction level H in the smallest version that fits, as
+    /// PyQRCode encodes a URI (Home Assistant's SVG; the PNG uses it too).
     fn encode(data: &str) -> Result<Self, QrError> {
         let bytes = data.as_bytes();
         for v in 1..=40 {
@@ -31,26 +51,36 @@ impl Matrix {
                 continue;
             }
             if let Ok(code) = QrCode::with_bits(bits, EcLevel::H) {
-                return Ok(Self {
-                    width: code.width(),
-                    dark: code
-                        .to_colors()
-                        .into_iter()
-                        .map(|c| c == Color::Dark)
-                        .collect(),
-                });
+                return Ok(Self::from_code(&code));
             }
         }
         Err(QrError::TooLong { len: bytes.len() })
+    }
+
+    /// The smallest code a terminal can show: the smallest version that holds the data
+    /// at level L with optimal segmentation (the upper-case base32 secret travels in
+    /// alphanumeric mode), then the highest error-correction level that still fits in
+    /// that version, so nothing is given up that costs no space.
+    fn encode_compact(data: &str) -> Result<Self, QrError> {
+        let too_long = || QrError::TooLong { len: data.len() };
+        let smallest =
+            QrCode::with_error_correction_level(data, EcLevel::L).map_err(|_| too_long())?;
+        let version = smallest.version();
+        for level in [EcLevel::H, EcLevel::Q, EcLevel::M] {
+            if let Ok(code) = QrCode::with_version(data, version, level) {
+                return Ok(Self::from_code(&code));
+            }
+        }
+        Ok(Self::from_code(&smallest))
     }
 
     fn is_dark(&self, x: usize, y: usize) -> bool {
         x < self.width && y < self.width && self.dark[y * self.width + x]
     }
 
-    /// Is the module at (x, y) of the code with its quiet zone dark?
-    fn is_dark_padded(&self, x: usize, y: usize) -> bool {
-        x >= QUIET_ZONE && y >= QUIET_ZONE && self.is_dark(x - QUIET_ZONE, y - QUIET_ZONE)
+    /// Is the module at (x, y) of the code with a quiet zone of `qz` modules dark?
+    fn is_dark_padded(&self, x: usize, y: usize, qz: usize) -> bool {
+        x >= qz && y >= qz && self.is_dark(x - qz, y - qz)
     }
 }
 
@@ -111,25 +141,41 @@ pub fn qr_svg(data: &str) -> Result<String, QrError> {
     Ok(svg)
 }
 
-/// The QR code of `data` for a terminal: each character holds two modules stacked
-/// (`▀`, `▄`, `█` or a space), with a 4-module quiet zone; lines are joined with `\n`
-/// and there is no trailing newline.
+/// The QR code of `data` for a terminal, as small as it can be: each character holds
+/// two modules stacked, with the 4-module quiet zone; lines are joined with `\n` and
+/// there is no trailing newline.
 ///
-/// The **light** modules (quiet zone included) are the ones drawn, so the code reads
-/// correctly on the usual light-on-dark terminal; on a dark-on-light terminal it shows
-/// inverted, which most authenticator apps also read.
+/// The glyphs are **ink**: `█` is two dark modules, `▀` a dark module over a light one,
+/// `▄` a light one over a dark one, a space two light ones. Printed as they are, they
+/// take the terminal's colours, so the code only reads where the foreground is darker
+/// than the background; a terminal program must draw them in an explicit dark
+/// foreground on an explicit light background (`latch` does, with colours no theme
+/// remaps), so that the code scans on light and dark themes alike.
+///
+/// The code is the smallest version that holds the data at error-correction level L
+/// (with the highest level that fits that version). Its quiet zone is the full
+/// [`QUIET_ZONE`] when the whole still fits in [`TERMINAL_LINES`] (versions 1 to 5),
+/// else 2 modules. A typical TOTP URI (`otpauth://totp/Home%20Assistant:Paulus%20Schoutsen?secret=<32 characters>&issuer=Home%20Assistant`,
+/// 114 bytes) is a version-6 code of 41 modules: 45 columns and 23 lines, one line less
+/// than an 80×24 terminal, for the prompt below it. Display names up to about 35
+/// characters fit so; [`terminal_size`] tells the size of any rendering.
 ///
 /// # Errors
-/// [`QrError::TooLong`] when the data does not fit in a version-40 code at level H.
+/// [`QrError::TooLong`] when the data does not fit in a version-40 code.
 pub fn qr_terminal(data: &str) -> Result<String, QrError> {
-    let m = Matrix::encode(data)?;
-    let full = m.width + 2 * QUIET_ZONE;
-    let lit = |x: usize, y: usize| y < full && !m.is_dark_padded(x, y);
+    let m = Matrix::encode_compact(data)?;
+    let qz = if (m.width + 2 * QUIET_ZONE).div_ceil(2) <= TERMINAL_LINES {
+        QUIET_ZONE
+    } else {
+        NARROW_QUIET_ZONE
+    };
+    let full = m.width + 2 * qz;
+    let dark = |x: usize, y: usize| y < full && m.is_dark_padded(x, y, qz);
     let mut lines = Vec::with_capacity(full.div_ceil(2));
     for y in (0..full).step_by(2) {
         let mut line = String::with_capacity(full * 3);
         for x in 0..full {
-            line.push(match (lit(x, y), lit(x, y + 1)) {
+            line.push(match (dark(x, y), dark(x, y + 1)) {
                 (true, true) => '█',
                 (true, false) => '▀',
                 (false, true) => '▄',
@@ -141,100 +187,51 @@ pub fn qr_terminal(data: &str) -> Result<String, QrError> {
     Ok(lines.join("\n"))
 }
 
-/// The QR code of `data` as a PNG image: 1-bit greyscale, 4 pixels per module, a
-/// 4-module white quiet zone, black modules. The image data is stored uncompressed
-/// (deflate "stored" blocks), which every PNG reader accepts; a 1-bit image of a TOTP
-/// URI is a few kilobytes either way.
+/// The `(columns, lines)` a [`qr_terminal`] rendering takes.
+#[must_use]
+pub fn terminal_size(rendering: &str) -> (usize, usize) {
+    let columns = rendering
+        .split('\n')
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    (columns, rendering.split('\n').count())
+}
+
+/// The QR code of `data` as a PNG image (the `png` crate): 1-bit greyscale, 4 pixels
+/// per module, a 4-module white quiet zone, black modules, error-correction level H.
 ///
 /// # Errors
-/// [`QrError::TooLong`] when the data does not fit in a version-40 code at level H.
+/// [`QrError::TooLong`] when the data does not fit in a version-40 code at level H;
+/// [`QrError::Png`] if the encoder refuses the image.
 pub fn qr_png(data: &str) -> Result<Vec<u8>, QrError> {
     let m = Matrix::encode(data)?;
     let px = (m.width + 2 * QUIET_ZONE) * SCALE;
     let row_bytes = px.div_ceil(8);
-    let mut raw = Vec::with_capacity((row_bytes + 1) * px);
-    for y in 0..px {
-        raw.push(0); // filter type: none
-        let mut row = vec![0u8; row_bytes];
+    let mut pixels = vec![0u8; row_bytes * px];
+    for (y, row) in pixels.chunks_exact_mut(row_bytes).enumerate() {
         for x in 0..px {
             // 1 is white in 1-bit greyscale.
-            if !m.is_dark_padded(x / SCALE, y / SCALE) {
+            if !m.is_dark_padded(x / SCALE, y / SCALE, QUIET_ZONE) {
                 row[x / 8] |= 0x80 >> (x % 8);
             }
         }
-        raw.extend_from_slice(&row);
     }
     let side = u32::try_from(px).map_err(|_| QrError::TooLong { len: data.len() })?;
-
-    let mut ihdr = Vec::with_capacity(13);
-    ihdr.extend_from_slice(&side.to_be_bytes());
-    ihdr.extend_from_slice(&side.to_be_bytes());
-    ihdr.extend_from_slice(&[1, 0, 0, 0, 0]); // bit depth 1, greyscale, deflate, no filter set, no interlace
-
-    let mut png = Vec::with_capacity(raw.len() + raw.len() / 65_535 * 5 + 64);
-    png.extend_from_slice(b"\x89PNG\r\n\x1a\n");
-    push_chunk(&mut png, b"IHDR", &ihdr);
-    push_chunk(&mut png, b"IDAT", &zlib_stored(&raw));
-    push_chunk(&mut png, b"IEND", &[]);
+    let png_error = |e: png::EncodingError| QrError::Png(e.to_string());
+    let mut png = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png, side, side);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::One);
+    let mut writer = encoder.write_header().map_err(png_error)?;
+    writer.write_image_data(&pixels).map_err(png_error)?;
+    writer.finish().map_err(png_error)?;
     Ok(png)
-}
-
-fn push_chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    // Chunks here are far below 2^31 bytes.
-    let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-    png.extend_from_slice(&len.to_be_bytes());
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(kind);
-    crc.update(data);
-    png.extend_from_slice(kind);
-    png.extend_from_slice(data);
-    png.extend_from_slice(&crc.finalize().to_be_bytes());
-}
-
-/// A zlib stream of `data` in deflate "stored" (uncompressed) blocks.
-fn zlib_stored(data: &[u8]) -> Vec<u8> {
-    const MAX_BLOCK: usize = 65_535;
-    let mut out = Vec::with_capacity(data.len() + data.len() / MAX_BLOCK * 5 + 11);
-    out.extend_from_slice(&[0x78, 0x01]); // deflate, 32 KiB window, no dictionary, fastest
-    let mut chunks = data.chunks(MAX_BLOCK).peekable();
-    if chunks.peek().is_none() {
-        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
-    }
-    while let Some(chunk) = chunks.next() {
-        out.push(u8::from(chunks.peek().is_none())); // BFINAL on the last, BTYPE 00
-        let len = u16::try_from(chunk.len()).unwrap_or(u16::MAX);
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(chunk);
-    }
-    out.extend_from_slice(&adler32(data).to_be_bytes());
-    out
-}
-
-fn adler32(data: &[u8]) -> u32 {
-    const MOD: u32 = 65_521;
-    let (mut a, mut b) = (1u32, 0u32);
-    for chunk in data.chunks(5_552) {
-        for &byte in chunk {
-            a += u32::from(byte);
-            b += a;
-        }
-        a %= MOD;
-        b %= MOD;
-    }
-    (b << 16) | a
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn adler32_known_value() {
-        // zlib.adler32(b"Wikipedia") == 0x11E60398
-        assert_eq!(adler32(b"Wikipedia"), 0x11E6_0398);
-        assert_eq!(adler32(b""), 1);
-    }
 
     #[test]
     fn matrix_uses_level_h_byte_mode_smallest_version() {
@@ -244,16 +241,61 @@ mod tests {
         assert_eq!(m.dark.len(), m.width * m.width);
         // The finder pattern's corner is dark.
         assert!(m.is_dark(0, 0) && m.is_dark(6, 6) && !m.is_dark(7, 7));
-        assert!(!m.is_dark_padded(0, 0) && m.is_dark_padded(QUIET_ZONE, QUIET_ZONE));
+        assert!(
+            !m.is_dark_padded(0, 0, QUIET_ZONE)
+                && m.is_dark_padded(QUIET_ZONE, QUIET_ZONE, QUIET_ZONE)
+        );
+    }
+
+    #[test]
+    fn the_compact_matrix_is_the_smallest_version_at_level_l() {
+        // 16 bytes: version 1 at level L holds 17 bytes (21 modules); at level H,
+        // version 3 is needed.
+        let m = Matrix::encode_compact("otpauth://totp/x").unwrap();
+        assert_eq!(m.width, 21);
+        // 107 bytes, over version 5's 106 in byte mode at level L: the upper-case
+        // secret in alphanumeric mode keeps it at version 5.
+        let uri = crate::provisioning_uri(
+            "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+            Some("Paulus Sc"),
+            "Home Assistant",
+        );
+        assert_eq!(uri.len(), 107);
+        assert_eq!(Matrix::encode_compact(&uri).unwrap().width, 37);
     }
 
     #[test]
     fn too_long_is_an_error() {
-        let long = "x".repeat(1_300);
-        assert_eq!(qr_svg(&long), Err(QrError::TooLong { len: 1_300 }));
-        assert!(qr_terminal(&long).is_err());
+        let long = "x".repeat(3_000);
+        assert_eq!(qr_svg(&long), Err(QrError::TooLong { len: 3_000 }));
+        assert_eq!(qr_terminal(&long), Err(QrError::TooLong { len: 3_000 }));
         assert!(qr_png(&long).is_err());
         // 1273 bytes is the byte-mode capacity of version 40 at level H.
         assert!(qr_svg(&"x".repeat(1_273)).is_ok());
+        assert!(qr_svg(&"x".repeat(1_274)).is_err());
+        // At level L a terminal code holds more.
+        assert!(qr_terminal(&"x".repeat(2_000)).is_ok());
+    }
+
+    #[test]
+    fn terminal_size_counts_columns_and_lines() {
+        assert_eq!(terminal_size("█▀ \n ▄█"), (3, 2));
+        let qr = qr_terminal("otpauth://totp/x").unwrap();
+        // 21 modules + 8 of quiet zone: 29 columns, 15 lines.
+        assert_eq!(terminal_size(&qr), (29, 15));
+    }
+
+    #[test]
+    fn the_quiet_zone_narrows_only_past_23_lines() {
+        // Version 5 (37 modules) keeps 4 modules: 45 columns, 23 lines.
+        let v5 = qr_terminal(&"x".repeat(100)).unwrap();
+        assert_eq!(terminal_size(&v5), (45, 23));
+        assert!(v5.split('\n').next().unwrap().chars().all(|c| c == ' '));
+        // Version 6 (41 modules) with 2: 45 columns, 23 lines.
+        let v6 = qr_terminal(&"x".repeat(120)).unwrap();
+        assert_eq!(terminal_size(&v6), (45, 23));
+        // Version 7 (45 modules) cannot fit: 49 columns, 25 lines.
+        let v7 = qr_terminal(&"x".repeat(150)).unwrap();
+        assert_eq!(terminal_size(&v7), (49, 25));
     }
 }

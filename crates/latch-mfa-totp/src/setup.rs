@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use base64::Engine as _;
 use latch_models::{Secret, User, UserId};
 use latch_provider::{
     BoxFuture, ErrorKey, Form, FormField, MfaSetupFlow, ProviderError, SetupStep,
@@ -13,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::module::{INPUT_FIELD_CODE, Inner, hash_all, input_code};
 use crate::otp::{decode_secret, generate_secret, matching_step, step_at};
-use crate::{TotpError, provisioning_uri, qr_svg, qr_terminal, recovery};
+use crate::{TotpError, provisioning_uri, qr_png, qr_svg, qr_terminal, recovery};
 
 /// Steps either side of the current one a setup code may come from. Home Assistant
 /// 2025.4 and 2026.11 call `TOTP(secret).verify(code)`, which accepts the current step
@@ -28,7 +29,8 @@ pub const SETUP_WINDOW: u64 = 0;
 /// Step `init` without input generates a secret and shows a form with one field,
 /// `code`, and the placeholders `code` (the secret), `url` (the provisioning URI),
 /// `qr_code` (its QR code as Home Assistant's SVG) and, for latch's CLI,
-/// `qr_terminal` (the QR code in Unicode half blocks). A wrong code shows the same
+/// `qr_terminal` (the QR code in Unicode half blocks, see [`qr_terminal`]) and `qr_png`
+/// (the QR code as a PNG image, standard base64). A wrong code shows the same
 /// form, with the same secret, and `errors.base = invalid_code`. The right code stores
 /// the secret, marks its time step used (so the code just typed cannot be replayed at
 /// login), issues a new set of recovery codes (invalidating any old set) and ends with
@@ -40,8 +42,8 @@ pub struct TotpSetupFlow {
     secret: Option<Secret>,
     /// The provisioning URI of the current secret (it holds the secret).
     uri: Secret,
-    /// Its QR code as SVG and for terminals.
-    qr: (String, String),
+    /// Its QR code as SVG, for terminals, and as base64 PNG.
+    qr: (String, String, String),
     finished: bool,
 }
 
@@ -63,7 +65,7 @@ impl TotpSetupFlow {
             user_name: user.name.clone(),
             secret: None,
             uri: Secret::default(),
-            qr: (String::new(), String::new()),
+            qr: (String::new(), String::new(), String::new()),
             finished: false,
         }
     }
@@ -150,8 +152,11 @@ impl TotpSetupFlow {
             String::new()
         });
         let terminal = qr_terminal(&uri).unwrap_or_default();
+        let png = qr_png(&uri)
+            .map(|png| base64::engine::general_purpose::STANDARD.encode(png))
+            .unwrap_or_default();
         self.uri = Secret::new(uri);
-        self.qr = (svg, terminal);
+        self.qr = (svg, terminal, png);
         self.secret = Some(secret);
     }
 
@@ -164,6 +169,7 @@ impl TotpSetupFlow {
             .with_placeholder("url", self.uri.expose())
             .with_placeholder("qr_code", self.qr.0.as_str())
             .with_placeholder("qr_terminal", self.qr.1.as_str())
+            .with_placeholder("qr_png", self.qr.2.as_str())
     }
 }
 

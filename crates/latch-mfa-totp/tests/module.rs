@@ -14,7 +14,7 @@ use latch_mfa_totp::{
     decode_secret, encode_base32,
 };
 use latch_models::UserId;
-use latch_provider::{FieldType, MfaModule, ProviderError, SetupStep};
+use latch_provider::{CodeVerdict, FieldType, MfaModule, ProviderError, SetupStep};
 use latch_store::{Store, StoreOptions};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -296,6 +296,39 @@ async fn a_code_works_once() {
     // Still inside the window 20 s later: still refused.
     env.advance(20);
     assert!(!env.totp.validate_code(&user.id, &code).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_replayed_code_is_told_apart_from_a_wrong_one() {
+    let env = env();
+    let user = env.add_user(Some("Paulus")).await;
+    env.totp.setup_user(&user.id, None).await.unwrap();
+    let code = env.code_for(&user.id, 0);
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let input = |c: &str| {
+        let mut m = Map::new();
+        m.insert("code".into(), Value::String(c.into()));
+        m
+    };
+
+    assert_eq!(
+        env.totp.check(&user.id, &input(wrong)).await.unwrap(),
+        CodeVerdict::Invalid
+    );
+    assert_eq!(
+        env.totp.check(&user.id, &input(&code)).await.unwrap(),
+        CodeVerdict::Accepted
+    );
+    assert_eq!(
+        env.totp.check(&user.id, &input(&code)).await.unwrap(),
+        CodeVerdict::AlreadyUsed
+    );
+    // An older step inside the window counts as used too.
+    let older = env.code_for(&user.id, -1);
+    assert_eq!(
+        env.totp.check_code(&user.id, &older).await.unwrap(),
+        CodeVerdict::AlreadyUsed
+    );
 }
 
 #[tokio::test]

@@ -4,8 +4,11 @@
 
 mod common;
 
+use base64::Engine as _;
 use common::{env, env_with};
-use latch_mfa_totp::{TotpConfig, TotpError, code_at, decode_secret, provisioning_uri};
+use latch_mfa_totp::{
+    TotpConfig, TotpError, code_at, decode_secret, provisioning_uri, qr_png, qr_terminal,
+};
 use latch_models::User;
 use latch_provider::{ErrorKey, Form, MfaModule, ProviderError, SetupStep};
 use serde_json::{Map, Value, json};
@@ -61,6 +64,11 @@ async fn first_step_shows_secret_uri_and_qr_codes_and_stores_nothing() {
     assert!(!svg.contains('\n') && !svg.contains("<?xml"));
     let terminal = placeholder(&f, "qr_terminal");
     assert!(terminal.contains('█') && terminal.lines().count() > 10);
+    assert_eq!(terminal, qr_terminal(placeholder(&f, "url")).unwrap());
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(placeholder(&f, "qr_png"))
+        .unwrap();
+    assert_eq!(png, qr_png(placeholder(&f, "url")).unwrap());
 
     // Not stored until confirmed.
     assert!(!env.totp.is_user_setup(&user.id));

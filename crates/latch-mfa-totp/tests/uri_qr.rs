@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use latch_mfa_totp::{
     OtpAuthError, QrError, SecretError, parse_otpauth_uri, provisioning_uri, qr_png, qr_svg,
-    qr_terminal,
+    qr_terminal, terminal_size,
 };
 use proptest::prelude::*;
 
@@ -194,9 +194,10 @@ fn svg_cells(svg: &str) -> (usize, BTreeSet<(usize, usize)>) {
     (size / 4, cells)
 }
 
-/// Dark modules of the terminal rendering (where light modules are drawn).
-fn terminal_cells(text: &str, full: usize) -> BTreeSet<(usize, usize)> {
+/// Dark modules of the terminal rendering (its glyphs are ink: dark modules drawn).
+fn terminal_cells(text: &str) -> (usize, BTreeSet<(usize, usize)>) {
     let lines: Vec<&str> = text.split('\n').collect();
+    let full = lines[0].chars().count();
     assert_eq!(lines.len(), full.div_ceil(2));
     let mut cells = BTreeSet::new();
     for (i, line) in lines.iter().enumerate() {
@@ -210,84 +211,48 @@ fn terminal_cells(text: &str, full: usize) -> BTreeSet<(usize, usize)> {
                 ' ' => (false, false),
                 other => panic!("unexpected {other:?}"),
             };
-            if !top {
+            if top {
                 cells.insert((x, 2 * i));
             }
-            if !bottom && 2 * i + 1 < full {
+            if bottom {
+                assert!(2 * i + 1 < full, "the half line below the code is light");
                 cells.insert((x, 2 * i + 1));
             }
         }
     }
-    cells
+    (full, cells)
 }
 
-/// Dark modules of the PNG, after checking its structure, CRCs and zlib stream.
-fn png_cells(png: &[u8]) -> (usize, BTreeSet<(usize, usize)>) {
-    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    let mut pos = 8;
-    let mut chunks = Vec::new();
-    while pos < png.len() {
-        let len = u32::from_be_bytes(png[pos..pos + 4].try_into().unwrap()) as usize;
-        let kind = &png[pos + 4..pos + 8];
-        let data = &png[pos + 8..pos + 8 + len];
-        let crc = u32::from_be_bytes(png[pos + 8 + len..pos + 12 + len].try_into().unwrap());
-        let mut h = crc32fast::Hasher::new();
-        h.update(kind);
-        h.update(data);
-        assert_eq!(
-            h.finalize(),
-            crc,
-            "crc of {}",
-            String::from_utf8_lossy(kind)
-        );
-        chunks.push((kind.to_vec(), data.to_vec()));
-        pos += 12 + len;
-    }
-    let kinds: Vec<&[u8]> = chunks.iter().map(|(k, _)| k.as_slice()).collect();
-    assert_eq!(kinds, [b"IHDR".as_slice(), b"IDAT", b"IEND"]);
-    let ihdr = &chunks[0].1;
-    let w = u32::from_be_bytes(ihdr[0..4].try_into().unwrap()) as usize;
-    let h = u32::from_be_bytes(ihdr[4..8].try_into().unwrap()) as usize;
-    assert_eq!(w, h);
-    assert_eq!(&ihdr[8..], &[1, 0, 0, 0, 0]);
-
-    // zlib with stored blocks.
-    let z = &chunks[1].1;
-    assert_eq!(
-        (u16::from(z[0]) << 8 | u16::from(z[1])) % 31,
-        0,
-        "zlib header check"
-    );
-    let mut raw = Vec::new();
-    let mut p = 2;
-    loop {
-        let header = z[p];
-        assert_eq!(header & 0b110, 0, "stored block");
-        let len = u16::from_le_bytes([z[p + 1], z[p + 2]]);
-        let nlen = u16::from_le_bytes([z[p + 3], z[p + 4]]);
-        assert_eq!(len, !nlen);
-        raw.extend_from_slice(&z[p + 5..p + 5 + usize::from(len)]);
-        p += 5 + usize::from(len);
-        if header & 1 == 1 {
-            break;
+/// Decodes modules (quiet zone included) as a camera would see them: each module
+/// `px`×`px` pixels, dark where `cells` says, light elsewhere.
+fn decode_modules(full: usize, cells: &BTreeSet<(usize, usize)>) -> Option<String> {
+    let px = 6;
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(full * px, full * px, |x, y| {
+        if cells.contains(&(x / px, y / px)) {
+            0
+        } else {
+            255
         }
-    }
-    let adler = u32::from_be_bytes(z[p..p + 4].try_into().unwrap());
-    let (mut a, mut b) = (1u32, 0u32);
-    for byte in &raw {
-        a = (a + u32::from(*byte)) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    assert_eq!(adler, b << 16 | a);
-    assert_eq!(p + 4, z.len());
+    });
+    let grids = image.detect_grids();
+    let grid = grids.first()?;
+    grid.decode().ok().map(|(_, text)| text)
+}
 
-    let row_bytes = w.div_ceil(8);
-    assert_eq!(raw.len(), (row_bytes + 1) * h);
-    let black = |x: usize, y: usize| {
-        let row = &raw[y * (row_bytes + 1)..(y + 1) * (row_bytes + 1)];
-        assert_eq!(row[0], 0, "filter none");
-        row[1 + x / 8] & (0x80 >> (x % 8)) == 0
-    };
+/// Dark modules of the PNG (decoded with the `png` crate), checking it is 1-bit
+/// greyscale with 4×4-pixel modules.
+fn png_cells(png: &[u8]) -> (usize, BTreeSet<(usize, usize)>) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let mut reader = decoder.read_info().unwrap();
+    let mut raw = vec![0; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut raw).unwrap();
+    assert_eq!(frame.color_type, png::ColorType::Grayscale);
+    assert_eq!(frame.bit_depth, png::BitDepth::One);
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    assert_eq!(w, h);
+    let row_bytes = frame.line_size;
+    assert_eq!(row_bytes, w.div_ceil(8));
+    let black = |x: usize, y: usize| raw[y * row_bytes + x / 8] & (0x80 >> (x % 8)) == 0;
     assert_eq!(w % 4, 0);
     let modules = w / 4;
     let mut cells = BTreeSet::new();
@@ -358,13 +323,50 @@ fn the_three_renderings_draw_the_same_level_h_code() {
             );
         }
 
-        let from_terminal = terminal_cells(&qr_terminal(&uri).unwrap(), full);
-        assert_eq!(from_terminal, from_svg);
-
         let (png_modules, from_png) = png_cells(&qr_png(&uri).unwrap());
         assert_eq!(png_modules, full);
         assert_eq!(from_png, from_svg);
+        assert_eq!(
+            decode_modules(full, &from_svg).as_deref(),
+            Some(uri.as_str())
+        );
+
+        // The terminal draws a smaller code of the same URI.
+        let (term_full, from_terminal) = terminal_cells(&qr_terminal(&uri).unwrap());
+        assert!(term_full <= full, "{term_full} > {full}");
+        let qz = 2; // at least (4 when the code fits 23 lines so)
+        assert!(
+            from_terminal
+                .iter()
+                .all(|&(x, y)| (qz..term_full - qz).contains(&x)
+                    && (qz..term_full - qz).contains(&y)),
+            "the quiet zone is light"
+        );
+        assert_eq!(
+            decode_modules(term_full, &from_terminal).as_deref(),
+            Some(uri.as_str())
+        );
     }
+}
+
+#[test]
+fn a_typical_totp_uri_fits_an_80_by_24_terminal_with_a_line_to_spare() {
+    // Home Assistant's issuer, pyotp's 32-character secrets, display names up to 16
+    // characters (e.g. "Paulus Schoutsen").
+    let secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    for name in ["Anne", "Paulus", "Paulus Schoutsen", "Zoë Example"] {
+        let uri = provisioning_uri(secret, Some(name), "Home Assistant");
+        let qr = qr_terminal(&uri).unwrap();
+        let (columns, lines) = terminal_size(&qr);
+        assert!(lines <= 23, "{name}: {lines} lines for {} bytes", uri.len());
+        assert!(columns <= 80, "{name}: {columns} columns");
+        let (full, cells) = terminal_cells(&qr);
+        assert_eq!(decode_modules(full, &cells).as_deref(), Some(uri.as_str()));
+    }
+    // Level H, as Home Assistant's SVG uses, would need 33 lines for the same URI.
+    let uri = provisioning_uri(secret, Some("Paulus Schoutsen"), "Home Assistant");
+    let (svg_full, _) = svg_cells(&qr_svg(&uri).unwrap());
+    assert!(svg_full.div_ceil(2) > 24, "{svg_full}");
 }
 
 #[test]
@@ -383,7 +385,7 @@ fn svg_matches_pyqrcode_layout_as_home_assistant_trims_it() {
 fn too_much_data_is_an_error_not_a_panic() {
     let uri = provisioning_uri(
         "JBSWY3DPEHPK3PXP",
-        Some(&"x".repeat(2_000)),
+        Some(&"x".repeat(3_000)),
         "Home Assistant",
     );
     assert_eq!(qr_svg(&uri), Err(QrError::TooLong { len: uri.len() }));

@@ -114,6 +114,9 @@ error_codes! {
     AlreadyOnboarded = 22 => "already_onboarded",
     /// The daemon is shutting down and takes no new work.
     ShuttingDown = 23 => "shutting_down",
+    /// The answer would not fit in one frame (a listing of everything in a large
+    /// store): ask for it a page at a time.
+    AnswerTooLarge = 24 => "answer_too_large",
 }
 
 impl ErrorCode {
@@ -262,6 +265,7 @@ mod tests {
             (ErrorCode::ProviderNotFound, 21, "provider_not_found"),
             (ErrorCode::AlreadyOnboarded, 22, "already_onboarded"),
             (ErrorCode::ShuttingDown, 23, "shutting_down"),
+            (ErrorCode::AnswerTooLarge, 24, "answer_too_large"),
         ];
         assert_eq!(
             pinned.len(),

@@ -52,6 +52,16 @@
 //! The tests pin every variant's wire number and a few whole frames byte for byte,
 //! so a reorder or a field change fails them.
 //!
+//! # Answers that outgrow a frame
+//!
+//! Every answer must fit one frame ([`MAX_FRAME_LEN`], 1 MiB). Listings that grow with
+//! the store (users, a user's tokens, lockouts) are read a [`Page`] at a time, in a
+//! stable order with a cursor (`ListUsersPage`, `ListTokensPage`, `ListLockoutsPage`);
+//! a page holds at most [`MAX_PAGE_SIZE`] items and is cut short at
+//! [`PAGE_BYTE_BUDGET`] bytes, so it fits whatever its items hold. A user is looked up
+//! directly by id or username (`GetUser`, `GetUserByUsername`). The unpaged listings
+//! answer [`ErrorCode::AnswerTooLarge`] once they would not fit.
+//!
 //! # Example
 //!
 //! ```
@@ -97,6 +107,8 @@
 mod error;
 mod event;
 mod frame;
+mod http;
+mod page;
 mod request;
 mod response;
 mod sensitive;
@@ -107,11 +119,15 @@ mod version;
 pub use error::{ApiError, ErrorCode, UnknownErrorCode};
 pub use event::{Event, EventKind, UnknownEventKind};
 pub use frame::{EncodeError, FrameError, RequestFrame, ResponsePayload, ServerFrame};
+pub use http::{
+    FlowRefusal, GrantOutcome, GrantRefusal, HttpFlow, HttpFlowStep, InputRejection, LoginProviders,
+};
+pub use page::{MAX_FRAME_LEN, MAX_PAGE_SIZE, PAGE_BYTE_BUDGET, Page, clamp_limit};
 pub use request::{FormInput, Request};
 pub use response::{
     AccessToken, BEARER, CredentialInfo, DaemonStatus, Field, FieldKind, FlowForm, FlowState,
     GroupInfo, IssuedTokens, LockoutInfo, LongLivedToken, MfaModuleInfo, ProviderInfo, Response,
-    SetupFlowState, TokenInfo, UserInfo, UserSummary, ValidatedToken,
+    SetupFlowState, ThrottleState, TokenInfo, UserInfo, UserSummary, ValidatedToken,
 };
 pub use sensitive::Sensitive;
 pub use time::Timestamp;

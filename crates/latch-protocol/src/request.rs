@@ -233,9 +233,10 @@ pub enum Request {
         /// The new password.
         new_password: Sensitive,
     },
-    /// A person changes their own password, proving the current one. Answer: `Done`.
-    /// Errors: `invalid_token`, `credential_not_found`, `invalid_auth` (wrong current
-    /// password), `weak_password`, `too_many_attempts`.
+    /// A person changes their own password, proving the current one, from an unknown
+    /// address: [`Request::ChangeOwnPasswordFrom`] with no `remote_ip` (so a local-only
+    /// user is refused with `forbidden`). Answer: `Done`. Errors: as
+    /// `ChangeOwnPasswordFrom`.
     ChangeOwnPassword {
         /// The person's access token.
         access_token: Sensitive,
@@ -338,11 +339,156 @@ pub enum Request {
     },
     /// Stop receiving events on this connection. Answer: `Unsubscribed`.
     Unsubscribe,
+
+    // ---- credentials (continued) ------------------------------------------------------
+    /// A person changes their own password, proving the current one, from `remote_ip`.
+    /// The check is throttled as a login is (by username and by source), a wrong current
+    /// password counts as a failed login (`login_failed` fires), and a local-only user
+    /// is refused from a non-local or unknown address. Answer: `Done`. Errors:
+    /// `invalid_token`, `forbidden` (inactive, or local-only from here),
+    /// `credential_not_found`, `invalid_auth` (wrong current password), `weak_password`,
+    /// `invalid_request` (a password longer than 1,024 bytes), `too_many_attempts`.
+    ChangeOwnPasswordFrom {
+        /// The person's access token.
+        access_token: Sensitive,
+        /// The current password.
+        current_password: Sensitive,
+        /// The new password.
+        new_password: Sensitive,
+        /// The person's address, as the calling service saw it.
+        remote_ip: Option<IpAddr>,
+    },
+
+    // ---- paged listings and direct lookups ------------------------------------------
+    /// A page of users, ordered by id: those whose id sorts after `after` (from the
+    /// start if absent), at most `limit` (see [`Page`](crate::Page)). Answer:
+    /// `UserPage`. `ListUsers` answers `answer_too_large` once every user no longer fits
+    /// one frame; this does not.
+    ListUsersPage {
+        /// The `next` cursor of the previous page.
+        after: Option<String>,
+        /// How many users, at most ([`MAX_PAGE_SIZE`](crate::MAX_PAGE_SIZE) at most).
+        limit: u32,
+    },
+    /// The user whose `homeassistant` login is this username, compared as Home
+    /// Assistant compares usernames (surrounding whitespace stripped, case folded).
+    /// Answer: `User`. Errors: `user_not_found`.
+    GetUserByUsername {
+        /// The username, as typed.
+        username: String,
+    },
+    /// The users whose display name is exactly `name`, ordered by id, at most `limit`.
+    /// Answer: `Users` (empty if none).
+    FindUsersByName {
+        /// The display name.
+        name: String,
+        /// How many users, at most ([`MAX_PAGE_SIZE`](crate::MAX_PAGE_SIZE) at most).
+        limit: u32,
+    },
+    /// A page of a user's refresh tokens, ordered by id. Answer: `TokenPage`. Errors:
+    /// `user_not_found`.
+    ListTokensPage {
+        /// The user.
+        user_id: String,
+        /// The `next` cursor of the previous page.
+        after: Option<String>,
+        /// How many tokens, at most.
+        limit: u32,
+    },
+    /// A page of the lockouts and failure counts, ordered by the key's text
+    /// (`source:…` before `username:…`). Answer: `LockoutPage`.
+    ListLockoutsPage {
+        /// The `next` cursor of the previous page.
+        after: Option<String>,
+        /// How many entries, at most.
+        limit: u32,
+    },
+    /// How latchd would treat a login attempt for `username` from `ip_address` now: how
+    /// long it would hold it, or the lockout that would refuse it. Nothing is counted.
+    /// Answer: `Throttle`.
+    LoginThrottle {
+        /// The username to be typed.
+        username: Option<String>,
+        /// The address of the person logging in.
+        ip_address: Option<IpAddr>,
+    },
+
+    // ---- the HTTP door (latch-http: Home Assistant's HTTP auth API) --------------------
+    /// What Home Assistant's `GET /auth/providers` shows a person at `ip_address`: the
+    /// providers, whether onboarding is done, and whether the address is local. Answer:
+    /// `LoginProviders`.
+    HttpProviders {
+        /// The person's address, as the HTTP door saw it.
+        ip_address: Option<IpAddr>,
+    },
+    /// Starts a login flow that ends in an authorization code for `client_id` instead
+    /// of tokens (Home Assistant's `POST /auth/login_flow`). Unlike `LoginStart`, a
+    /// provider that cannot serve the address is still started and aborts with
+    /// `not_allowed`, as Home Assistant 2024.3 answers. Answer: `HttpFlow`. Errors:
+    /// `provider_not_found`, `invalid_request`.
+    HttpLoginStart {
+        /// The provider to log in with.
+        handler: Handler,
+        /// The OAuth client (a valid IndieAuth client id; the HTTP door checks it).
+        client_id: String,
+        /// Where the client wants the code (checked before the code is issued).
+        redirect_uri: String,
+        /// The person's address, as the HTTP door saw it.
+        ip_address: Option<IpAddr>,
+        /// A PKCE S256 challenge (43 base64url characters) the code will be bound to.
+        code_challenge: Option<String>,
+    },
+    /// Answers the current step of a flow started with `HttpLoginStart`. Answer:
+    /// `HttpFlow`. Errors: `flow_not_found` (also for a flow started with
+    /// `LoginStart`), `invalid_request` (input that does not fit the form, another
+    /// address than the one that started the flow, a flow waiting for its redirect
+    /// check), `too_many_attempts`.
+    HttpLoginContinue {
+        /// The flow.
+        flow_id: String,
+        /// The form's values.
+        input: FormInput,
+        /// The person's address; must equal the one the flow started from.
+        ip_address: Option<IpAddr>,
+    },
+    /// Says whether the redirect URI of a flow that reached `CheckRedirect` may receive
+    /// a code for its client; the flow then issues the code or refuses. Answer:
+    /// `HttpFlow`. Errors: `flow_not_found`, `invalid_request` (the flow is not at that
+    /// step).
+    HttpLoginAuthorize {
+        /// The flow.
+        flow_id: String,
+        /// True if the redirect URI is allowed for the flow's client.
+        redirect_uri_allowed: bool,
+    },
+    /// The `authorization_code` grant: exchanges a code (single use, bound to its
+    /// client, valid 10 minutes; PKCE when it was issued with a challenge) for a new
+    /// refresh token and access token. Answer: `Grant` (a refusal is an answer).
+    ExchangeCode {
+        /// The client the code was issued to.
+        client_id: String,
+        /// The authorization code.
+        code: Sensitive,
+        /// The PKCE verifier, if the client sent one.
+        code_verifier: Option<Sensitive>,
+        /// The address the exchange comes from.
+        remote_ip: Option<IpAddr>,
+    },
+    /// The `refresh_token` grant with its refusals typed (as the token endpoint answers
+    /// them), where `RefreshToken` answers errors. Answer: `Grant`.
+    RefreshGrant {
+        /// The refresh token.
+        refresh_token: Sensitive,
+        /// Must equal the token's client id; absent for system and long-lived tokens.
+        client_id: Option<String>,
+        /// The address the refresh comes from.
+        remote_ip: Option<IpAddr>,
+    },
 }
 
 impl Request {
     /// How many variants this version knows; wire numbers `0..VARIANT_COUNT`.
-    pub const VARIANT_COUNT: u32 = 40;
+    pub const VARIANT_COUNT: u32 = 53;
 
     /// The variant's stable `snake_case` name, for logs and metrics.
     #[must_use]
@@ -388,6 +534,19 @@ impl Request {
             Self::ClearLockout { .. } => "clear_lockout",
             Self::Subscribe { .. } => "subscribe",
             Self::Unsubscribe => "unsubscribe",
+            Self::ChangeOwnPasswordFrom { .. } => "change_own_password_from",
+            Self::ListUsersPage { .. } => "list_users_page",
+            Self::GetUserByUsername { .. } => "get_user_by_username",
+            Self::FindUsersByName { .. } => "find_users_by_name",
+            Self::ListTokensPage { .. } => "list_tokens_page",
+            Self::ListLockoutsPage { .. } => "list_lockouts_page",
+            Self::LoginThrottle { .. } => "login_throttle",
+            Self::HttpProviders { .. } => "http_providers",
+            Self::HttpLoginStart { .. } => "http_login_start",
+            Self::HttpLoginContinue { .. } => "http_login_continue",
+            Self::HttpLoginAuthorize { .. } => "http_login_authorize",
+            Self::ExchangeCode { .. } => "exchange_code",
+            Self::RefreshGrant { .. } => "refresh_grant",
         }
     }
 

@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Handler, LockoutKey, Sensitive, Timestamp, TokenType};
+use crate::{
+    GrantOutcome, Handler, HttpFlow, LockoutKey, LoginProviders, Page, Sensitive, Timestamp,
+    TokenType,
+};
 
 /// The `token_type` of every access token latch issues, as in an OAuth token response.
 pub const BEARER: &str = "Bearer";
@@ -61,6 +64,39 @@ pub enum Response {
     Subscribed,
     /// Answer to `Unsubscribe`: no more events follow.
     Unsubscribed,
+    /// Answer to `ListUsersPage`.
+    UserPage(Page<UserInfo>),
+    /// Answer to `ListTokensPage`.
+    TokenPage(Page<TokenInfo>),
+    /// Answer to `ListLockoutsPage`.
+    LockoutPage(Page<LockoutInfo>),
+    /// Answer to `LoginThrottle`.
+    Throttle(ThrottleState),
+    /// Answer to `HttpProviders`.
+    LoginProviders(LoginProviders),
+    /// Answer to `HttpLoginStart`, `HttpLoginContinue` and `HttpLoginAuthorize`.
+    HttpFlow(HttpFlow),
+    /// Answer to `ExchangeCode` and `RefreshGrant`.
+    Grant(GrantOutcome),
+}
+
+impl Response {
+    /// The length of this response's encoding, without the frame around it (the id and
+    /// tags add a few bytes more); `usize::MAX` if it cannot be encoded.
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        crate::page::encoded_len(self)
+    }
+}
+
+/// How latchd would treat a login attempt now (answer to `LoginThrottle`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThrottleState {
+    /// How long latchd would hold the attempt before checking it, in milliseconds
+    /// (0: not at all). It grows with the failures counted for the username and source.
+    pub delay_ms: u64,
+    /// The lockout that would refuse the attempt: its key and when it ends.
+    pub locked_out: Option<(LockoutKey, Timestamp)>,
 }
 
 /// What `latch status` shows.

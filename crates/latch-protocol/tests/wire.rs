@@ -62,6 +62,19 @@ fn request_number(r: &Request) -> u32 {
         Request::ClearLockout { .. } => 37,
         Request::Subscribe { .. } => 38,
         Request::Unsubscribe => 39,
+        Request::ChangeOwnPasswordFrom { .. } => 40,
+        Request::ListUsersPage { .. } => 41,
+        Request::GetUserByUsername { .. } => 42,
+        Request::FindUsersByName { .. } => 43,
+        Request::ListTokensPage { .. } => 44,
+        Request::ListLockoutsPage { .. } => 45,
+        Request::LoginThrottle { .. } => 46,
+        Request::HttpProviders { .. } => 47,
+        Request::HttpLoginStart { .. } => 48,
+        Request::HttpLoginContinue { .. } => 49,
+        Request::HttpLoginAuthorize { .. } => 50,
+        Request::ExchangeCode { .. } => 51,
+        Request::RefreshGrant { .. } => 52,
     }
 }
 
@@ -87,10 +100,17 @@ fn response_number(r: &Response) -> u32 {
         Response::Done => 17,
         Response::Subscribed => 18,
         Response::Unsubscribed => 19,
+        Response::UserPage(_) => 20,
+        Response::TokenPage(_) => 21,
+        Response::LockoutPage(_) => 22,
+        Response::Throttle(_) => 23,
+        Response::LoginProviders(_) => 24,
+        Response::HttpFlow(_) => 25,
+        Response::Grant(_) => 26,
     }
 }
 
-const RESPONSE_VARIANTS: u32 = 20;
+const RESPONSE_VARIANTS: u32 = 27;
 
 fn event_number(e: &Event) -> u32 {
     match e {

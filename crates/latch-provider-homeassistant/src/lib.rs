@@ -21,8 +21,9 @@
 //! - **Passwords** are compared exactly (case and spaces count). Their UTF-8 bytes are
 //!   cut at 72 before hashing and before checking, as Home Assistant does since bcrypt
 //!   5: a password that differs from the stored one only after byte 72 logs in.
-//! - **Login** scans every entry and keeps the last match; an unknown user gets a
-//!   dummy bcrypt check ([`DUMMY_HASH`]) so the refusal takes as long as a real one.
+//! - **Login** uses the last entry whose normalised name matches (Home Assistant scans
+//!   them all; latch asks the store's index, so no stored name is folded); an unknown
+//!   user gets a dummy bcrypt check so the refusal takes as long as a real one.
 //! - **Writes** (`add_auth`, `remove_auth`, `change_password`, `change_username`, and
 //!   the removal when credentials go away) are committed to the store and awaited.
 //!
@@ -31,8 +32,16 @@
 //! - **`bcrypt_cost`** is configurable (default 12, Home Assistant's fixed cost), and a
 //!   stored hash of a lower cost is upgraded after the next successful login
 //!   (best-effort; the login succeeds either way). Home Assistant never rehashes.
-//! - With a cost other than 12, unknown users are checked against a dummy hash of that
-//!   cost (made once), so their refusal takes as long as a known user's.
+//! - Unknown users are checked against a dummy hash of the cost **most stored hashes
+//!   have** ([`HomeAssistantProvider::dummy_cost`], followed as hashes change; Home
+//!   Assistant's [`DUMMY_HASH`] at 12), not the configured cost: a known user is
+//!   checked at their own hash's cost, so a Home Assistant directory (cost 12) served
+//!   with `bcrypt_cost = 10` must still check unknown users at 12.
+//! - **Limits** (`latch_models::limits`): a new username is at most 255 bytes without
+//!   control characters (`username_too_long`, `username_invalid_character`), a new
+//!   password at most 1,024 bytes. Stored entries of any length load and log in.
+//! - [`HomeAssistantProvider::add_auth_with`] commits a new entry together with the
+//!   caller's changes (the user and its credential) in one store batch.
 //! - **Empty passwords** are refused when setting a password (Home Assistant accepts
 //!   them); an existing entry's empty password still logs in.
 //! - `change_username` rewrites the linked credentials in the same store commit as the

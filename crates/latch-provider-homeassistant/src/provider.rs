@@ -1,17 +1,18 @@
 //! The `homeassistant` auth provider itself.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use latch_models::limits::{self, LimitError, MAX_PASSWORD_INPUT_BYTES};
 use latch_models::{Credentials, Secret, UserMeta};
 use latch_provider::{
     AuthProvider, BoxFuture, Directory, ErrorKey, FlowContext, Form, FormField, LoginStep,
     ProviderError,
 };
-use latch_store::{AuthData, Change, HaUser, Store, StoreError};
+use latch_store::{AuthData, Change, CommitError, HaUser, Store, StoreError};
 use serde_json::{Map, Value};
-use tokio::sync::{Mutex, OnceCell};
 use zeroize::Zeroizing;
 
 use crate::config::{ConfigError, HomeAssistantConfig};
@@ -62,9 +63,12 @@ pub struct HomeAssistantProvider {
     pool: HashPool,
     /// Serialises check-then-commit sequences of this provider, so two changes cannot
     /// both pass a check that only one of them may pass.
-    writes: Mutex<()>,
-    /// The dummy hash when the configured cost is not Home Assistant's 12.
-    dummy: OnceCell<Arc<Zeroizing<String>>>,
+    writes: tokio::sync::Mutex<()>,
+    /// The cost unknown users are checked at, and the entries' generation it was
+    /// worked out for.
+    dummy_cost: Mutex<Option<(u64, u32)>>,
+    /// Dummy hashes by cost (Home Assistant's [`DUMMY_HASH`] is used for 12).
+    dummies: Mutex<HashMap<u32, Arc<Zeroizing<String>>>>,
     dummy_checks: AtomicU64,
     rehashes: AtomicU64,
 }
@@ -91,11 +95,32 @@ fn storage(e: &StoreError) -> ProviderError {
     ProviderError::Storage(e.to_string())
 }
 
-/// Index of the first entry whose normalised name is `normalized`.
-fn first_match(data: &AuthData, normalized: &str) -> Option<usize> {
-    data.ha_users()
-        .iter()
-        .position(|h| normalize_username(&h.username) == normalized)
+fn committed(e: CommitError<ProviderError>) -> ProviderError {
+    match e {
+        CommitError::Refused(e) => e,
+        CommitError::Store(e) => storage(&e),
+    }
+}
+
+/// The first entry whose normalised name is `normalized` (an index lookup).
+fn first_match<'a>(data: &'a AuthData, normalized: &str) -> Option<&'a HaUser> {
+    data.ha_users_by_normalized(normalized).next()
+}
+
+/// The cost most stored hashes have: what checking a known user costs, so what an
+/// unknown user's dummy check must cost. Ties go to `configured`, then to the higher
+/// cost; with no readable entry, `configured`.
+fn most_common_cost(data: &AuthData, configured: u32) -> u32 {
+    let mut counts: HashMap<u32, usize> = HashMap::new();
+    for h in data.ha_users() {
+        if let Some(cost) = password::stored_cost(&h.password) {
+            *counts.entry(cost).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|&(cost, n)| (n, cost == configured, cost))
+        .map_or(configured, |(cost, _)| cost)
 }
 
 impl HomeAssistantProvider {
@@ -121,8 +146,9 @@ impl HomeAssistantProvider {
             config,
             store,
             pool,
-            writes: Mutex::new(()),
-            dummy: OnceCell::new(),
+            writes: tokio::sync::Mutex::new(()),
+            dummy_cost: Mutex::new(None),
+            dummies: Mutex::new(HashMap::new()),
             dummy_checks: AtomicU64::new(0),
             rehashes: AtomicU64::new(0),
         })
@@ -158,9 +184,10 @@ impl HomeAssistantProvider {
 
     /// Checks a username and password (Home Assistant's `Data.validate_login`).
     ///
-    /// The username is normalised and every entry is scanned; the *last* entry whose
-    /// normalised name matches is used, and the scan never stops early. With no match a
-    /// dummy bcrypt check runs so the answer takes as long, then the login is refused.
+    /// The username is normalised and the *last* entry whose normalised name matches is
+    /// used (found through the store's index: no stored name is folded). With no match
+    /// a dummy bcrypt check runs so the answer takes as long, then the login is refused;
+    /// the dummy hash has the cost most stored hashes have ([`Self::dummy_cost`]).
     /// The password is cut at 72 UTF-8 bytes and checked against the entry's hash.
     ///
     /// After a successful check, a stored hash of a lower cost than the configured one
@@ -178,15 +205,9 @@ impl HomeAssistantProvider {
         password: &str,
     ) -> Result<(), ProviderError> {
         let normalized = normalize_username(username);
-        let entry = self.store.read(|d| {
-            let mut found = None;
-            for h in d.ha_users() {
-                if normalize_username(&h.username) == normalized {
-                    found = Some(h);
-                }
-            }
-            found.cloned()
-        });
+        let entry = self
+            .store
+            .read(|d| d.ha_users_by_normalized(&normalized).next_back().cloned());
         let cut = CutPassword::new(password);
         let Some(entry) = entry else {
             self.dummy_check().await?;
@@ -230,25 +251,54 @@ impl HomeAssistantProvider {
     /// Adds an entry (Home Assistant's `Data.add_auth` followed by a save). The
     /// username must already be normalised and must not exist after normalisation.
     ///
-    /// latch refuses an empty password, which Home Assistant accepts.
+    /// latch refuses an empty password, which Home Assistant accepts, and applies the
+    /// limits of [`latch_models::limits`]: a username of at most 255 bytes without
+    /// control characters, a password of at most 1,024 bytes.
     ///
     /// # Errors
-    /// [`ProviderError::InvalidUsername`] with key `username_not_normalized` or
-    /// `username_already_exists` and Home Assistant's message;
-    /// [`ProviderError::WeakPassword`] for an empty password;
-    /// [`ProviderError::Storage`] if the commit fails (nothing is added then).
+    /// [`ProviderError::InvalidUsername`] with key `username_too_long`,
+    /// `username_invalid_character`, `username_not_normalized` or
+    /// `username_already_exists` (the last two with Home Assistant's message);
+    /// [`ProviderError::WeakPassword`] for an empty password; [`ProviderError::Limit`]
+    /// for a longer password; [`ProviderError::Storage`] if the commit fails (nothing is
+    /// added then).
     pub async fn add_auth(&self, username: &str, password: &str) -> Result<(), ProviderError> {
+        self.add_auth_with(username, password, Vec::new()).await
+    }
+
+    /// [`Self::add_auth`], committing `with` in the same store batch as the new entry:
+    /// all of it or none of it becomes durable. The manager adds the user and its
+    /// credential this way, so a crash can never leave an entry without its user (which
+    /// would block the username forever).
+    ///
+    /// # Errors
+    /// As [`Self::add_auth`]; a change of `with` the store refuses is
+    /// [`ProviderError::Storage`] (nothing is committed then).
+    pub async fn add_auth_with(
+        &self,
+        username: &str,
+        password: &str,
+        with: Vec<Change>,
+    ) -> Result<(), ProviderError> {
         self.store.read(|d| check_new_username(d, username))?;
         let stored = self.hash_new_password(password).await?;
         let _writes = self.writes.lock().await;
-        self.store.read(|d| check_new_username(d, username))?;
+        // Checked again on the state the entry lands on (on a shared store, after every
+        // other host's batches): two hosts cannot both take one username.
+        let username = username.to_owned();
         self.store
-            .commit(vec![Change::PutHaUser {
-                username: username.to_owned(),
-                password: stored,
-            }])
+            .commit_with(move |d| {
+                check_new_username(d, &username)?;
+                let mut changes = Vec::with_capacity(1 + with.len());
+                changes.push(Change::PutHaUser {
+                    username,
+                    password: stored,
+                });
+                changes.extend(with);
+                Ok(changes)
+            })
             .await
-            .map_err(|e| storage(&e))
+            .map_err(committed)
     }
 
     /// Removes the first entry whose normalised name matches (Home Assistant's
@@ -310,28 +360,27 @@ impl HomeAssistantProvider {
     /// [`ProviderError::UserNotFound`]; [`ProviderError::Storage`].
     pub async fn change_username(&self, old: &str, new: &str) -> Result<(), ProviderError> {
         let normalized_old = normalize_username(old);
+        let new = new.to_owned();
         let _writes = self.writes.lock().await;
-        let changes = self.store.read(|d| {
-            check_new_username(d, new)?;
-            let i = first_match(d, &normalized_old).ok_or(ProviderError::UserNotFound)?;
+        // Planned on the state the rename lands on (see `add_auth`).
+        let plan = move |d: &AuthData| {
+            check_new_username(d, &new)?;
+            let entry = first_match(d, &normalized_old).ok_or(ProviderError::UserNotFound)?;
             let mut changes = vec![Change::RenameHaUser {
-                old: d.ha_users()[i].username.clone(),
-                new: new.to_owned(),
+                old: entry.username.clone(),
+                new: new.clone(),
             }];
-            for c in d.credentials() {
-                if is_own_credential(c)
-                    && c.data_str(FIELD_USERNAME)
-                        .is_some_and(|u| normalize_username(u) == normalized_old)
-                {
+            for c in d.credentials_by_username(PROVIDER_TYPE, None, &normalized_old) {
+                if is_own_credential(c) {
                     let mut c = c.clone();
                     c.data
-                        .insert(FIELD_USERNAME.to_owned(), Value::String(new.to_owned()));
+                        .insert(FIELD_USERNAME.to_owned(), Value::String(new.clone()));
                     changes.push(Change::PutCredential(c));
                 }
             }
             Ok::<_, ProviderError>(changes)
-        })?;
-        self.store.commit(changes).await.map_err(|e| storage(&e))
+        };
+        self.store.commit_with(plan).await.map_err(committed)
     }
 
     /// The login form of step `init`.
@@ -348,7 +397,7 @@ impl HomeAssistantProvider {
 
     fn exact_name_of_first_match(&self, normalized: &str) -> Option<String> {
         self.store
-            .read(|d| first_match(d, normalized).map(|i| d.ha_users()[i].username.clone()))
+            .read(|d| first_match(d, normalized).map(|h| h.username.clone()))
     }
 
     /// Hashes a new password at the configured cost, in the pool, in its stored form.
@@ -356,6 +405,7 @@ impl HomeAssistantProvider {
         if password.is_empty() {
             return Err(ProviderError::WeakPassword("the password is empty"));
         }
+        limits::check_len("password", password, MAX_PASSWORD_INPUT_BYTES)?;
         let cut = CutPassword::new(password);
         let cost = self.config.bcrypt_cost;
         let hashed = self
@@ -367,44 +417,76 @@ impl HomeAssistantProvider {
         Ok(password::encode_for_storage(&hashed))
     }
 
-    /// The hash unknown users are checked against: Home Assistant's [`DUMMY_HASH`] at
-    /// cost 12, otherwise a hash of [`DUMMY_PASSWORD`] at the configured cost, made once.
-    async fn dummy_hash(&self) -> Result<Arc<Zeroizing<String>>, ProviderError> {
-        if self.config.bcrypt_cost == DEFAULT_BCRYPT_COST {
-            return Ok(Arc::new(Zeroizing::new(DUMMY_HASH.to_owned())));
-        }
-        let cost = self.config.bcrypt_cost;
-        self.dummy
-            .get_or_try_init(|| async {
-                let cut = CutPassword::from_bytes(DUMMY_PASSWORD);
-                let h = self
-                    .pool
-                    .run(move || password::hash(&cut, cost))
-                    .await
-                    .map_err(|e| internal(&e))?
-                    .map_err(|e| internal(&e))?;
-                Ok(Arc::new(h))
-            })
-            .await
-            .map(Arc::clone)
+    /// The bcrypt cost of an unknown user's dummy check: the cost most stored hashes
+    /// have (ties to the configured cost, then the higher), or the configured cost when
+    /// there is no entry. A known user is checked at their own hash's cost, so this is
+    /// what a real check of this store costs: a Home Assistant directory at cost 12
+    /// served with `bcrypt_cost = 10` still checks unknown users at 12. Worked out again
+    /// whenever the entries change (a scan of the stored costs, no bcrypt).
+    #[must_use]
+    pub fn dummy_cost(&self) -> u32 {
+        let configured = self.config.bcrypt_cost;
+        let mut cached = self
+            .dummy_cost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.store.read(|d| {
+            let generation = d.ha_generation();
+            match *cached {
+                Some((g, cost)) if g == generation => cost,
+                _ => {
+                    let cost = most_common_cost(d, configured);
+                    *cached = Some((generation, cost));
+                    cost
+                }
+            }
+        })
     }
 
-    /// Home Assistant's `bcrypt.checkpw(b"foo", DUMMY)`: the same work as a real check,
-    /// result ignored.
+    /// The dummy hash of this cost, if it is made already: Home Assistant's
+    /// [`DUMMY_HASH`] at 12, otherwise one made by [`Self::dummy_check`].
+    fn dummy_hash(&self, cost: u32) -> Option<Arc<Zeroizing<String>>> {
+        if cost == DEFAULT_BCRYPT_COST {
+            return Some(Arc::new(Zeroizing::new(DUMMY_HASH.to_owned())));
+        }
+        self.dummies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&cost)
+            .cloned()
+    }
+
+    /// Home Assistant's `bcrypt.checkpw(b"foo", DUMMY)`: the same work as a real check
+    /// at [`Self::dummy_cost`], result ignored. The first time a cost is needed, its
+    /// dummy hash is made instead of checked, which is the same bcrypt work.
     async fn dummy_check(&self) -> Result<(), ProviderError> {
-        let dummy = self.dummy_hash().await?;
+        let cost = self.dummy_cost();
         self.dummy_checks.fetch_add(1, Ordering::SeqCst);
-        self.pool
-            .run(move || {
-                let _ = password::verify(&CutPassword::from_bytes(DUMMY_PASSWORD), &dummy);
-            })
+        if let Some(dummy) = self.dummy_hash(cost) {
+            return self
+                .pool
+                .run(move || {
+                    let _ = password::verify(&CutPassword::from_bytes(DUMMY_PASSWORD), &dummy);
+                })
+                .await
+                .map_err(|e| internal(&e));
+        }
+        let made = self
+            .pool
+            .run(move || password::hash(&CutPassword::from_bytes(DUMMY_PASSWORD), cost))
             .await
-            .map_err(|e| internal(&e))
+            .map_err(|e| internal(&e))?
+            .map_err(|e| internal(&e))?;
+        self.dummies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(cost, Arc::new(made));
+        Ok(())
     }
 
     /// An entry whose stored hash cannot be checked: logged, timed like a miss, refused.
     async fn unreadable_entry(&self, entry: &HaUser, e: &HashError) -> Result<(), ProviderError> {
-        tracing::warn!(username = %entry.username, error = %e, "cannot check a stored password");
+        tracing::warn!(username = %limits::echo(&entry.username), error = %e, "cannot check a stored password");
         self.dummy_check().await?;
         Err(invalid_auth())
     }
@@ -416,17 +498,17 @@ impl HomeAssistantProvider {
             Ok(true) => {
                 self.rehashes.fetch_add(1, Ordering::SeqCst);
                 tracing::info!(
-                    username = %entry.username,
+                    username = %limits::echo(&entry.username),
                     cost = self.config.bcrypt_cost,
                     "upgraded a stored password hash"
                 );
             }
             Ok(false) => {
-                tracing::debug!(username = %entry.username, "entry changed; hash not upgraded");
+                tracing::debug!(username = %limits::echo(&entry.username), "entry changed; hash not upgraded");
             }
             Err(e) => {
                 tracing::warn!(
-                    username = %entry.username,
+                    username = %limits::echo(&entry.username),
                     error = %e,
                     "cannot upgrade a stored password hash; the old one stays"
                 );
@@ -473,8 +555,19 @@ fn is_own_credential(c: &Credentials) -> bool {
     c.auth_provider_type == PROVIDER_TYPE && c.auth_provider_id.is_none()
 }
 
-/// Home Assistant's `Data._validate_new_username`.
+/// latch's limits on a new username, then Home Assistant's
+/// `Data._validate_new_username`.
 fn check_new_username(data: &AuthData, username: &str) -> Result<(), ProviderError> {
+    if let Err(e) = limits::check_username(username) {
+        let key = match e {
+            LimitError::TooLong { .. } => "username_too_long",
+            _ => "username_invalid_character",
+        };
+        return Err(ProviderError::InvalidUsername {
+            key,
+            message: e.to_string(),
+        });
+    }
     if !is_normalized(username) {
         return Err(ProviderError::InvalidUsername {
             key: "username_not_normalized",
@@ -555,13 +648,7 @@ impl AuthProvider for HomeAssistantProvider {
             .and_then(Value::as_str)
             .ok_or_else(invalid_auth)?;
         let normalized = normalize_username(username);
-        let existing = directory
-            .credentials_of_provider(PROVIDER_TYPE, None)
-            .into_iter()
-            .find(|c| {
-                c.data_str(FIELD_USERNAME)
-                    .is_some_and(|u| normalize_username(u) == normalized)
-            });
+        let existing = directory.credential_by_username(PROVIDER_TYPE, None, &normalized);
         if let Some(mut c) = existing {
             c.is_new = false;
             return Ok(c);

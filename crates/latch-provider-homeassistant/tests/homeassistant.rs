@@ -652,13 +652,258 @@ async fn an_unknown_user_costs_a_dummy_check_and_a_wrong_password_does_not() {
         &s.provider.validate_login("nobody", "test-pass").await
     ));
     assert_eq!(s.provider.stats().dummy_checks, 1);
-    // At cost 4 the first dummy check also makes the cost-4 dummy hash.
-    assert_eq!(s.provider.pool().stats().completed, jobs + 3);
+    // At cost 4 the first dummy check makes the cost-4 dummy hash: one bcrypt run, the
+    // same work as checking against it.
+    assert_eq!(s.provider.pool().stats().completed, jobs + 2);
     assert!(is_invalid_auth(
         &s.provider.validate_login("nobody", "test-pass").await
     ));
     assert_eq!(s.provider.stats().dummy_checks, 2);
-    assert_eq!(s.provider.pool().stats().completed, jobs + 4);
+    assert_eq!(s.provider.pool().stats().completed, jobs + 3);
+}
+
+/// Puts an entry with a hash of `cost` straight into the store, as a Home Assistant
+/// directory (or an older latch) would have it.
+async fn entry_at_cost(store: &Store, username: &str, cost: u32) {
+    let h = password::hash(&CutPassword::new("pw"), cost).unwrap();
+    store
+        .commit(vec![Change::PutHaUser {
+            username: username.into(),
+            password: password::encode_for_storage(&h),
+        }])
+        .await
+        .unwrap();
+}
+
+/// An unknown user is checked at the cost a known user's check costs: the cost most
+/// stored hashes have, whatever `bcrypt_cost` says, followed as hashes change.
+#[tokio::test]
+async fn the_dummy_check_costs_what_most_stored_hashes_cost() {
+    let s = setup_with(4, 2);
+    assert_eq!(s.provider.dummy_cost(), 4, "no entry: the configured cost");
+    entry_at_cost(&s.store, "a", 5).await;
+    entry_at_cost(&s.store, "b", 5).await;
+    entry_at_cost(&s.store, "c", 6).await;
+    assert_eq!(s.provider.dummy_cost(), 5, "the most common stored cost");
+    // New users get the configured cost: once they are the majority, so is their cost.
+    for name in ["d", "e", "f"] {
+        s.provider.add_auth(name, "pw").await.unwrap();
+    }
+    assert_eq!(s.provider.dummy_cost(), 4);
+    // A tie goes to the configured cost.
+    s.provider.remove_auth("f").await.unwrap();
+    assert_eq!(s.provider.dummy_cost(), 4);
+    entry_at_cost(&s.store, "g", 6).await;
+    entry_at_cost(&s.store, "h", 6).await;
+    assert_eq!(
+        s.provider.dummy_cost(),
+        6,
+        "the other cost is now the majority"
+    );
+    // An unreadable entry does not count.
+    s.store
+        .commit(vec![Change::PutHaUser {
+            username: "broken".into(),
+            password: Secret::new("not base64!"),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(s.provider.dummy_cost(), 6);
+
+    // And the dummy check really runs at that cost.
+    assert!(is_invalid_auth(
+        &s.provider.validate_login("nobody", "pw").await
+    ));
+    assert!(is_invalid_auth(
+        &s.provider.validate_login("nobody", "pw").await
+    ));
+    assert_eq!(s.provider.stats().dummy_checks, 2);
+}
+
+/// A Home Assistant directory (cost 12) served with a lower `bcrypt_cost`: unknown users
+/// are checked at 12 against Home Assistant's own dummy, like the known users.
+#[tokio::test]
+async fn a_home_assistant_directory_at_cost_12_served_at_cost_4_keeps_cost_12_dummies() {
+    let s = setup_with(4, 1);
+    s.store
+        .commit(vec![Change::PutHaUser {
+            username: "paulus".into(),
+            password: password::encode_for_storage(DUMMY_HASH),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(s.provider.dummy_cost(), 12);
+    let jobs = s.provider.pool().stats().completed;
+    assert!(is_invalid_auth(
+        &s.provider.validate_login("nobody", "x").await
+    ));
+    assert_eq!(
+        s.provider.pool().stats().completed,
+        jobs + 1,
+        "one check against DUMMY_HASH, no hash made"
+    );
+}
+
+// ----- limits -----
+
+#[tokio::test]
+async fn new_usernames_are_capped_at_255_bytes_without_control_characters() {
+    let s = setup();
+    let at_cap = "u".repeat(255);
+    s.provider.add_auth(&at_cap, "pw").await.unwrap();
+    s.provider.validate_login(&at_cap, "pw").await.unwrap();
+    let over = "u".repeat(256);
+    match s.provider.add_auth(&over, "pw").await {
+        Err(ProviderError::InvalidUsername { key, message }) => {
+            assert_eq!(key, "username_too_long");
+            assert!(message.contains("255"), "{message}");
+            assert!(!message.contains(&over), "the name is not echoed");
+        }
+        other => panic!("{other:?}"),
+    }
+    for bad in ["bob\u{1b}[2j", "line\nbreak", "tab\tname", "rlo\u{202e}x"] {
+        match s.provider.add_auth(bad, "pw").await {
+            Err(ProviderError::InvalidUsername { key, message }) => {
+                assert_eq!(key, "username_invalid_character", "{bad:?}");
+                assert!(message.contains("control character U+"), "{message}");
+                assert!(!message.chars().any(char::is_control), "{message:?}");
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    // Renames follow the same rule.
+    assert!(matches!(
+        s.provider.change_username(&at_cap, &over).await,
+        Err(ProviderError::InvalidUsername {
+            key: "username_too_long",
+            ..
+        })
+    ));
+    // Passwords: at most 1,024 bytes (bcrypt reads 72 of them).
+    s.provider
+        .change_password(&at_cap, &"p".repeat(1_024))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.provider
+            .change_password(&at_cap, &"p".repeat(1_025))
+            .await,
+        Err(ProviderError::Limit(_))
+    ));
+    assert_eq!(s.store.ha_users().len(), 1, "nothing refused was stored");
+}
+
+/// A Home Assistant file may hold names longer than latch's caps (Home Assistant has
+/// none): they load, log in and can be renamed to a valid name.
+#[tokio::test]
+async fn stored_names_longer_than_the_caps_still_work() {
+    let s = setup();
+    let long = "l".repeat(300);
+    let h = password::hash(&CutPassword::new("pw"), 4).unwrap();
+    s.store
+        .commit(vec![Change::PutHaUser {
+            username: long.clone(),
+            password: password::encode_for_storage(&h),
+        }])
+        .await
+        .unwrap();
+    s.provider.validate_login(&long, "pw").await.unwrap();
+    s.provider.change_password(&long, "pw2").await.unwrap();
+    s.provider.validate_login(&long, "pw2").await.unwrap();
+    s.provider.change_username(&long, "short").await.unwrap();
+    s.provider.validate_login("short", "pw2").await.unwrap();
+}
+
+// ----- atomic additions and indexed lookups -----
+
+/// `add_auth_with` commits the entry and the caller's changes as one batch: a refused
+/// change leaves no entry behind.
+#[tokio::test]
+async fn add_auth_with_commits_the_entry_and_the_rest_together() {
+    let s = setup();
+    let mut user = User::new(Some("Anne".into()));
+    user.is_active = true;
+    let mut data = Map::new();
+    data.insert("username".into(), json!("anne"));
+    let mut credential = Credentials::new(PROVIDER_TYPE, None, data);
+    credential.user_id = Some(user.id.clone());
+    // The credential without its user: the store refuses the batch.
+    let refused = s
+        .provider
+        .add_auth_with(
+            "anne",
+            "pw",
+            vec![Change::PutCredential(credential.clone())],
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(ProviderError::Storage(_))),
+        "{refused:?}"
+    );
+    assert!(s.store.ha_user("anne").is_none(), "no orphan entry");
+    s.provider
+        .add_auth_with(
+            "anne",
+            "pw",
+            vec![
+                Change::PutUser(user.clone()),
+                Change::PutCredential(credential),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(s.store.ha_user("anne").is_some());
+    assert!(s.store.user(user.id.as_str()).is_some());
+}
+
+/// A login folds the name it was given (and the entry's, to find its exact position),
+/// never every stored name.
+#[tokio::test(flavor = "current_thread")]
+async fn a_login_does_not_fold_every_stored_username() {
+    let s = setup();
+    let h = password::hash(&CutPassword::new("pw"), 4).unwrap();
+    let changes: Vec<Change> = (0..2_000)
+        .map(|i| Change::PutHaUser {
+            username: format!("user{i}"),
+            password: password::encode_for_storage(&h),
+        })
+        .collect();
+    s.store.commit(changes).await.unwrap();
+    let before = latch_models::username_folds_on_this_thread();
+    s.provider.validate_login("User1999", "pw").await.unwrap();
+    assert!(is_invalid_auth(
+        &s.provider.validate_login("nobody", "pw").await
+    ));
+    let folds = latch_models::username_folds_on_this_thread() - before;
+    assert!(
+        folds <= 4,
+        "{folds} folds for two logins over 2,000 entries"
+    );
+
+    // The credential lookup of a finished login is indexed too.
+    let dir = s.directory();
+    let step = s
+        .provider
+        .login_step(
+            "init",
+            Some(&input("user7", "pw")),
+            &FlowContext::default(),
+            &dir,
+        )
+        .await
+        .unwrap();
+    let LoginStep::Done(data) = step else {
+        panic!("{step:?}")
+    };
+    let credential = s.provider.get_or_create_credentials(&data, &dir).unwrap();
+    create_linked_user(&s, &credential).await;
+    let before = latch_models::username_folds_on_this_thread();
+    let found = s.store.read(|d| {
+        d.credential_by_username(PROVIDER_TYPE, None, "user7")
+            .cloned()
+    });
+    assert_eq!(found.map(|c| c.id), Some(credential.id));
+    assert_eq!(latch_models::username_folds_on_this_thread(), before);
 }
 
 /// At Home Assistant's cost 12 the dummy check is one bcrypt run against its `DUMMY`

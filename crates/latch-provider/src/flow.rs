@@ -133,7 +133,8 @@ impl FormField {
     }
 }
 
-/// Error keys a form can carry under `errors.base`, exactly as Home Assistant keys them.
+/// Error keys a form can carry under `errors.base`, as Home Assistant keys them, and
+/// latch's `code_already_used`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKey {
@@ -143,6 +144,10 @@ pub enum ErrorKey {
     InvalidCode,
     /// The chosen MFA module does not exist or is not set up.
     InvalidAuthModule,
+    /// latch, beyond Home Assistant (which accepts a code again within its window): the
+    /// second-factor code is right but its time step was used already (by an earlier
+    /// login, the setup, or a concurrent login); the next code will do.
+    CodeAlreadyUsed,
 }
 
 impl ErrorKey {
@@ -153,13 +158,17 @@ impl ErrorKey {
             Self::InvalidAuth => "invalid_auth",
             Self::InvalidCode => "invalid_code",
             Self::InvalidAuthModule => "invalid_auth_module",
+            Self::CodeAlreadyUsed => "code_already_used",
         }
     }
 
     /// True for the keys Home Assistant counts as a failed login.
     #[must_use]
     pub fn is_failed_login(self) -> bool {
-        matches!(self, Self::InvalidAuth | Self::InvalidCode)
+        matches!(
+            self,
+            Self::InvalidAuth | Self::InvalidCode | Self::CodeAlreadyUsed
+        )
     }
 }
 
@@ -257,11 +266,15 @@ impl Form {
         self.errors.get("base").map(String::as_str)
     }
 
-    /// True if `input` satisfies every field (Home Assistant's schema check that
-    /// precedes every step; a failure is "user input malformed", not a login failure).
+    /// True if `input` satisfies every field and names no other (Home Assistant's
+    /// schema check that precedes every step, a `vol.Schema` that refuses extra keys; a
+    /// failure is "user input malformed", not a login failure).
     #[must_use]
     pub fn accepts(&self, input: &Map<String, Value>) -> bool {
         self.fields.iter().all(|f| f.accepts(input.get(&f.name)))
+            && input
+                .keys()
+                .all(|k| self.fields.iter().any(|f| &f.name == k))
     }
 }
 
@@ -316,6 +329,10 @@ mod tests {
         assert!(form.accepts(&input(json!({"username": "a", "password": "b"}))));
         assert!(!form.accepts(&input(json!({"username": "a"}))));
         assert!(!form.accepts(&input(json!({"username": "a", "password": 5}))));
+        // Extra keys are refused, as voluptuous refuses them.
+        assert!(!form.accepts(&input(
+            json!({"username": "a", "password": "b", "remember": "yes"})
+        )));
     }
 
     #[test]
@@ -340,6 +357,8 @@ mod tests {
         assert_eq!(AbortReason::LoginExpired.as_str(), "login_expired");
         assert_eq!(AbortReason::TooManyRetry.as_str(), "too_many_retry");
         assert!(ErrorKey::InvalidCode.is_failed_login());
+        assert_eq!(ErrorKey::CodeAlreadyUsed.as_str(), "code_already_used");
+        assert!(ErrorKey::CodeAlreadyUsed.is_failed_login());
         assert!(!ErrorKey::InvalidAuthModule.is_failed_login());
         assert_eq!(
             serde_json::to_string(&AbortReason::TooManyRetry).unwrap(),

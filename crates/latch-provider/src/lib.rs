@@ -30,4 +30,4 @@ pub use directory::Directory;
 pub use flow::{
     AbortReason, ErrorKey, FieldType, FlowContext, FlowId, Form, FormField, LoginStep, SetupStep,
 };
-pub use traits::{AuthProvider, BoxFuture, MfaModule, MfaSetupFlow, ProviderError};
+pub use traits::{AuthProvider, BoxFuture, CodeVerdict, MfaModule, MfaSetupFlow, ProviderError};

@@ -33,6 +33,10 @@ pub enum ProviderError {
     /// A new password the provider refuses (latch refuses an empty one).
     #[error("weak password: {0}")]
     WeakPassword(&'static str),
+    /// A value longer than its cap (see [`latch_models::limits`]), e.g. a new password
+    /// of more than 1,024 bytes.
+    #[error(transparent)]
+    Limit(#[from] latch_models::limits::LimitError),
     /// The provider cannot do this (for example create users from trusted networks).
     #[error("not supported by this provider: {0}")]
     NotSupported(&'static str),
@@ -122,6 +126,17 @@ pub trait AuthProvider: Send + Sync + fmt::Debug {
     }
 }
 
+/// What an MFA module made of a login code ([`MfaModule::check`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeVerdict {
+    /// The code is right: the login may finish.
+    Accepted,
+    /// The code is wrong.
+    Invalid,
+    /// The code is right for a time step that was used already: refused (replay).
+    AlreadyUsed,
+}
+
 /// A second-factor module (TOTP, …).
 pub trait MfaModule: Send + Sync + fmt::Debug {
     /// The module type, e.g. `totp`.
@@ -152,6 +167,23 @@ pub trait MfaModule: Send + Sync + fmt::Debug {
         user_id: &'a UserId,
         input: &'a Map<String, Value>,
     ) -> BoxFuture<'a, Result<bool, ProviderError>>;
+
+    /// Checks the user's input at login, telling a code that was right but already used
+    /// from a wrong one. The default asks [`MfaModule::validate`] and never answers
+    /// [`CodeVerdict::AlreadyUsed`]; a module that refuses replays overrides it.
+    fn check<'a>(
+        &'a self,
+        user_id: &'a UserId,
+        input: &'a Map<String, Value>,
+    ) -> BoxFuture<'a, Result<CodeVerdict, ProviderError>> {
+        Box::pin(async move {
+            Ok(if self.validate(user_id, input).await? {
+                CodeVerdict::Accepted
+            } else {
+                CodeVerdict::Invalid
+            })
+        })
+    }
 
     /// Starts a setup flow for `user`.
     ///

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Datelike, Utc};
 use latch_models::{
     CredentialId, Credentials, Group, GroupId, RefreshToken, RefreshTokenId, Secret, User, UserId,
-    system_group, system_groups, truncate_to_micros,
+    normalize_username, system_group, system_groups, truncate_to_micros,
 };
 use sha2::{Digest, Sha256};
 
@@ -20,6 +20,7 @@ use crate::change::{Change, HaUser, TotpState};
 use crate::error::{ChangeError, StoreError};
 use crate::file::StoreFile;
 use crate::format;
+use crate::index::{CredentialIndex, UsernameIndex};
 
 /// SHA-256 of a refresh token string: the key of the by-value index, so looking a token
 /// up never compares secret bytes in variable time (the final check is constant-time).
@@ -61,6 +62,10 @@ impl<K: Clone + Eq + Hash + Borrow<str>, V> OrderedMap<K, V> {
     pub(crate) fn get_mut(&mut self, k: &str) -> Option<&mut V> {
         let i = *self.index.get(k)?;
         Some(&mut self.entries[i].1)
+    }
+
+    pub(crate) fn position(&self, k: &str) -> Option<usize> {
+        self.index.get(k).copied()
     }
 
     pub(crate) fn contains(&self, k: &str) -> bool {
@@ -128,7 +133,13 @@ pub struct AuthData {
     pub(crate) credentials: HashMap<CredentialId, Arc<Credentials>>,
     pub(crate) tokens: HashMap<RefreshTokenId, Arc<RefreshToken>>,
     by_value: HashMap<TokenDigest, TokenRefs>,
-    pub(crate) ha_users: Vec<HaUser>,
+    ha_users: Vec<HaUser>,
+    /// `ha_users` positions by normalised username.
+    ha_index: UsernameIndex,
+    /// Bumped by every change to `ha_users`.
+    ha_generation: u64,
+    /// Credentials by provider and normalised `data.username`.
+    credential_index: CredentialIndex,
     pub(crate) totp: OrderedMap<UserId, Secret>,
     pub(crate) totp_state: OrderedMap<UserId, TotpState>,
 }
@@ -199,6 +210,9 @@ impl AuthData {
             tokens: HashMap::new(),
             by_value: HashMap::new(),
             ha_users: Vec::new(),
+            ha_index: UsernameIndex::default(),
+            ha_generation: 0,
+            credential_index: CredentialIndex::default(),
             totp: OrderedMap::new(),
             totp_state: OrderedMap::new(),
         }
@@ -340,7 +354,91 @@ impl AuthData {
     /// The first provider entry with exactly this username.
     #[must_use]
     pub fn ha_user(&self, username: &str) -> Option<&HaUser> {
-        self.ha_users.iter().find(|h| h.username == username)
+        self.ha_position(username).map(|i| &self.ha_users[i])
+    }
+
+    /// The provider entries whose username normalises to `normalized` (which must be
+    /// normalised already, with [`latch_models::normalize_username`]), in file order:
+    /// an index lookup, no stored name is folded.
+    pub fn ha_users_by_normalized<'a>(
+        &'a self,
+        normalized: &str,
+    ) -> impl DoubleEndedIterator<Item = &'a HaUser> + 'a {
+        self.ha_index
+            .positions(normalized)
+            .iter()
+            .filter_map(|&i| self.ha_users.get(i))
+    }
+
+    /// A number that changes whenever the provider entries change (any put, removal or
+    /// rename), for caches derived from them.
+    #[must_use]
+    pub fn ha_generation(&self) -> u64 {
+        self.ha_generation
+    }
+
+    /// The first credential (in file order) of the provider `(provider_type,
+    /// provider_id)` whose `data.username` normalises to `normalized` (already
+    /// normalised): Home Assistant's scan for an existing credential, as an index lookup.
+    #[must_use]
+    pub fn credential_by_username(
+        &self,
+        provider_type: &str,
+        provider_id: Option<&str>,
+        normalized: &str,
+    ) -> Option<&Credentials> {
+        self.credential_index
+            .get(provider_type, provider_id, normalized)
+            .iter()
+            .filter_map(|id| {
+                let c = self.credentials.get(id)?;
+                let owner = c.user_id.as_ref()?;
+                let user_pos = self.users.position(owner.as_str())?;
+                let slot = self.users.get(owner.as_str())?;
+                let cred_pos = slot.credentials.iter().position(|x| x == id)?;
+                Some(((user_pos, cred_pos), &**c))
+            })
+            .min_by_key(|(order, _)| *order)
+            .map(|(_, c)| c)
+    }
+
+    /// Every credential of the provider `(provider_type, provider_id)` whose
+    /// `data.username` normalises to `normalized` (already normalised), in no particular
+    /// order: an index lookup.
+    pub fn credentials_by_username<'a>(
+        &'a self,
+        provider_type: &str,
+        provider_id: Option<&str>,
+        normalized: &str,
+    ) -> impl Iterator<Item = &'a Credentials> + 'a {
+        self.credential_index
+            .get(provider_type, provider_id, normalized)
+            .iter()
+            .filter_map(|id| self.credentials.get(id).map(|c| &**c))
+    }
+
+    /// Position of the first entry with exactly this username (one fold, then the
+    /// index).
+    fn ha_position(&self, username: &str) -> Option<usize> {
+        self.ha_index
+            .positions(&normalize_username(username))
+            .iter()
+            .copied()
+            .find(|&i| self.ha_users.get(i).is_some_and(|h| h.username == username))
+    }
+
+    /// Replaces the provider entries (a load).
+    pub(crate) fn set_ha_users(&mut self, entries: Vec<HaUser>) {
+        self.ha_index = UsernameIndex::build(&entries);
+        self.ha_users = entries;
+        self.ha_generation += 1;
+    }
+
+    fn remove_ha_at(&mut self, i: usize) -> HaUser {
+        let gone = self.ha_users.remove(i);
+        self.ha_index.remove(&normalize_username(&gone.username), i);
+        self.ha_index.shift_after_removal(i);
+        gone
     }
 
     /// A user's TOTP secret.
@@ -373,6 +471,51 @@ impl AuthData {
     /// [`StoreError::Encode`] if a value cannot be encoded (not expected for valid data).
     pub fn encode(&self, file: StoreFile) -> Result<Vec<u8>, StoreError> {
         format::encode(&self.capture(file))
+    }
+
+    /// Builds the data from Home Assistant's four files as [`AuthData::encode`] writes
+    /// them (in [`StoreFile::ALL`] order; `None` for a missing file), with the rules and
+    /// migrations of [`Store::open`](crate::Store::open). `label` names the source in
+    /// errors.
+    ///
+    /// # Errors
+    /// As [`Store::open`](crate::Store::open) for a bad file.
+    pub fn decode_files(
+        label: &std::path::Path,
+        files: &[Option<zeroize::Zeroizing<Vec<u8>>>; 4],
+    ) -> Result<Self, StoreError> {
+        crate::load::load_files(label, files).map(|loaded| loaded.data)
+    }
+
+    /// The changes that build this data on an empty store, in order (custom groups,
+    /// users, credentials, refresh tokens, provider entries, TOTP secrets and states).
+    #[must_use]
+    pub fn to_changes(&self) -> Vec<Change> {
+        let system: Vec<GroupId> = system_groups().into_iter().map(|g| g.id).collect();
+        let mut out = Vec::new();
+        out.extend(
+            self.groups()
+                .filter(|g| !system.contains(&g.id))
+                .cloned()
+                .map(Change::PutGroup),
+        );
+        out.extend(self.users().cloned().map(Change::PutUser));
+        out.extend(self.credentials().cloned().map(Change::PutCredential));
+        out.extend(self.refresh_tokens().cloned().map(Change::PutRefreshToken));
+        out.extend(self.ha_users.iter().map(|h| Change::PutHaUser {
+            username: h.username.clone(),
+            password: h.password.clone(),
+        }));
+        out.extend(self.totp.iter().map(|(u, s)| Change::PutTotpSecret {
+            user_id: u.clone(),
+            secret: s.clone(),
+        }));
+        out.extend(self.totp_state.iter().map(|(u, t)| Change::PutTotpState {
+            user_id: u.clone(),
+            last_step: t.last_step,
+            recovery_codes: t.recovery_codes.clone(),
+        }));
+        out
     }
 
     pub(crate) fn capture(&self, file: StoreFile) -> FileSnapshot {
@@ -476,32 +619,39 @@ impl AuthData {
                 StoreFile::Auth
             }
             Change::PutHaUser { username, password } => {
-                if let Some(h) = self.ha_users.iter_mut().find(|h| h.username == username) {
-                    h.password = password;
+                self.ha_generation += 1;
+                if let Some(i) = self.ha_position(&username) {
+                    self.ha_users[i].password = password;
                 } else {
+                    self.ha_index
+                        .insert(normalize_username(&username), self.ha_users.len());
                     self.ha_users.push(HaUser { username, password });
                 }
                 StoreFile::HaProvider
             }
             Change::RemoveHaUser { username } => {
-                if let Some(i) = self.ha_users.iter().position(|h| h.username == username) {
-                    self.ha_users.remove(i);
+                self.ha_generation += 1;
+                if let Some(i) = self.ha_position(&username) {
+                    self.remove_ha_at(i);
                 }
                 StoreFile::HaProvider
             }
             Change::RenameHaUser { old, new } => {
+                self.ha_generation += 1;
                 if old != new {
-                    let old_pos = self.ha_users.iter().position(|h| h.username == old);
-                    if self.ha_users.iter().any(|h| h.username == new) {
+                    let old_pos = self.ha_position(&old);
+                    if self.ha_position(&new).is_some() {
                         // Replayed over a state where `new` exists already: `old`, if
                         // present, hands its password over and goes.
                         if let Some(i) = old_pos {
-                            let gone = self.ha_users.remove(i);
-                            if let Some(h) = self.ha_users.iter_mut().find(|h| h.username == new) {
-                                h.password = gone.password;
+                            let gone = self.remove_ha_at(i);
+                            if let Some(j) = self.ha_position(&new) {
+                                self.ha_users[j].password = gone.password;
                             }
                         }
                     } else if let Some(i) = old_pos {
+                        self.ha_index.remove(&normalize_username(&old), i);
+                        self.ha_index.insert(normalize_username(&new), i);
                         self.ha_users[i].username = new;
                     }
                 }
@@ -556,7 +706,9 @@ impl AuthData {
             return;
         };
         for c in &slot.credentials {
-            self.credentials.remove(c);
+            if let Some(gone) = self.credentials.remove(c) {
+                self.credential_index.remove(&gone);
+            }
         }
         for t in &slot.tokens {
             if let Some(tok) = self.tokens.remove(t) {
@@ -587,6 +739,10 @@ impl AuthData {
             }
             None => self.push_credential_id(&owner, &c.id),
         }
+        if let Some(old) = self.credentials.get(c.id.as_str()).cloned() {
+            self.credential_index.remove(&old);
+        }
+        self.credential_index.insert(&c);
         self.credentials.insert(c.id.clone(), Arc::new(c));
     }
 
@@ -600,6 +756,7 @@ impl AuthData {
         let Some(c) = self.credentials.remove(id) else {
             return;
         };
+        self.credential_index.remove(&c);
         let Some(slot) = c
             .user_id
             .as_ref()
@@ -778,7 +935,7 @@ impl<'a> Overlay<'a> {
     fn ha_exists(&self, username: &str) -> bool {
         match self.ha.get(username) {
             Some(&b) => b,
-            None => self.data.ha_users.iter().any(|h| h.username == username),
+            None => self.data.ha_user(username).is_some(),
         }
     }
 

@@ -89,6 +89,21 @@ pub enum StoreError {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
+    /// The shared log cannot be reached (or the state is being reloaded from it):
+    /// the write was not made. Reads go on from memory.
+    #[error("the shared store is unavailable: {reason}")]
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+    /// A shared log batch came out of order: it is not applied (the log is read again).
+    #[error("change log batch {found} came where batch {expected} was due")]
+    OutOfOrder {
+        /// The batch due.
+        expected: u64,
+        /// The batch that came.
+        found: u64,
+    },
     /// A value could not be encoded as JSON.
     #[error("cannot encode {what} as json: {source}")]
     Encode {

@@ -17,6 +17,11 @@
 //!   `[u32 LE length][u32 LE crc32][JSON payload]`, one per write: a group of batches
 //!   `[{"seq": n, "changes": [...]}, ...]` or a compaction checkpoint
 //!   `{"checkpoint": n, "files": {"auth": "<sha-256>", ...}}`.
+//! - **Snapshot files that follow the data**: once changes settle
+//!   ([`StoreOptions::snapshot_delay`], 1 s, as Home Assistant saves a second after a
+//!   change; at most [`StoreOptions::snapshot_max_delay`] into a stream), a background
+//!   thread rewrites the changed files behind a checkpoint while group commits go on, so
+//!   a copy of `.storage` is never far behind; the journal stays the path to durability.
 //! - **Usage metadata** (`last_used_at`, `last_used_ip`, sliding `expire_at`) is
 //!   coalesced and journaled at most once per interval (1 s by default): a crash may
 //!   lose the usage of that last interval, and nothing else.
@@ -26,10 +31,15 @@
 //! the parse error and is never renamed, replaced or overwritten. Datetimes in other
 //! offsets are converted to UTC (and written back as UTC).
 //!
-//! What it must not do: no auth logic (password hashing, username normalisation, token
-//! expiry rules and TOTP codes belong to the provider, token and MFA crates), no async
-//! runtime of its own (a plain writer thread; async callers await a oneshot), and no
-//! IO on reads: every lookup is served from memory.
+//! **Indexes.** Besides ids and token values, the provider's entries and the credentials
+//! that carry a `username` are indexed by normalised username (Home Assistant's
+//! `strip().casefold()`, which `latch-models` defines), so a login looks one name up
+//! instead of folding every stored one.
+//!
+//! What it must not do: no auth logic (password hashing, username rules, token expiry
+//! rules and TOTP codes belong to the provider, token and MFA crates; the store only
+//! keys by the normalisation), no async runtime of its own (a plain writer thread; async
+//! callers await a oneshot), and no IO on reads: every lookup is served from memory.
 //!
 //! ```
 //! use latch_store::{Change, Store, StoreOptions};
@@ -53,10 +63,15 @@ mod datetime;
 mod error;
 mod file;
 mod format;
+mod index;
+#[cfg(test)]
+mod index_tests;
 mod journal;
 mod load;
+mod log;
 #[cfg(test)]
 mod replay_tests;
+mod settle;
 mod store;
 
 pub use change::{Change, HaUser, TotpState};
@@ -64,4 +79,5 @@ pub use data::AuthData;
 pub use datetime::{format_datetime, parse_datetime};
 pub use error::{ChangeError, StoreError};
 pub use file::{JOURNAL_FILE, LOCK_FILE, STORAGE_MINOR_VERSION, STORAGE_VERSION, StoreFile};
-pub use store::{FaultHook, Store, StoreOptions, StoreStats, WriteStep};
+pub use log::{AppliedBatch, Effect, LogRequest, LogSide, Prepared, Proposal, StateCapture};
+pub use store::{CommitError, FaultHook, Store, StoreOptions, StoreStats, WriteStep};

@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::error::Category;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::change::{HaUser, TotpState};
 use crate::data::{AuthData, OrderedMap, UserSlot};
@@ -44,20 +44,39 @@ pub(crate) struct LoadedDir {
 
 /// Reads all four snapshot files. Fails on the first bad one, changing nothing.
 pub(crate) fn load_dir(dir: &Path) -> Result<LoadedDir, StoreError> {
-    let (mut data, auth_digest, auth_rewrite) = read_auth(dir)?;
-    let provider = read_file::<RawProvider>(dir, StoreFile::HaProvider)?;
-    let totp = read_file::<RawTotp>(dir, StoreFile::Totp)?;
-    let latch_totp = read_file::<RawTotp>(dir, StoreFile::LatchTotp)?;
+    let mut files: [Option<Zeroizing<Vec<u8>>>; 4] = Default::default();
+    for file in StoreFile::ALL {
+        let path = dir.join(file.name());
+        files[file.index()] = match read_nofollow(&path) {
+            Ok(b) => Some(Zeroizing::new(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(StoreError::io("read", path, e)),
+        };
+    }
+    load_files(dir, &files)
+}
+
+/// Parses the four snapshot files from their bytes (`None`: the file does not exist),
+/// with the rules and migrations of [`load_dir`]; errors name `dir`/the file.
+pub(crate) fn load_files(
+    dir: &Path,
+    files: &[Option<Zeroizing<Vec<u8>>>; 4],
+) -> Result<LoadedDir, StoreError> {
+    let (mut data, auth_digest, auth_rewrite) = read_auth(dir, files[0].as_deref())?;
+    let provider = read_file::<RawProvider>(dir, StoreFile::HaProvider, files[1].as_deref())?;
+    let totp = read_file::<RawTotp>(dir, StoreFile::Totp, files[2].as_deref())?;
+    let latch_totp = read_file::<RawTotp>(dir, StoreFile::LatchTotp, files[3].as_deref())?;
 
     if let Some(raw) = provider.data {
-        data.ha_users = raw
-            .users
-            .into_iter()
-            .map(|u| HaUser {
-                username: u.username,
-                password: Secret::new(u.password),
-            })
-            .collect();
+        data.set_ha_users(
+            raw.users
+                .into_iter()
+                .map(|u| HaUser {
+                    username: u.username,
+                    password: Secret::new(u.password),
+                })
+                .collect(),
+        );
     }
     if let Some(raw) = totp.data {
         let path = dir.join(StoreFile::Totp.name());
@@ -99,18 +118,17 @@ pub(crate) fn load_dir(dir: &Path) -> Result<LoadedDir, StoreError> {
 /// `auth`, which may be large: parsed borrowing from the file's bytes while another
 /// thread computes their digest.
 /// Returns the data, the file's digest and whether it should be rewritten.
-fn read_auth(dir: &Path) -> Result<(AuthData, Option<FileDigest>, bool), StoreError> {
+fn read_auth(
+    dir: &Path,
+    bytes: Option<&Vec<u8>>,
+) -> Result<(AuthData, Option<FileDigest>, bool), StoreError> {
     let path = dir.join(StoreFile::Auth.name());
-    let bytes = match read_nofollow(&path) {
-        Ok(b) => Zeroizing::new(b),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok((AuthData::new(), None, false));
-        }
-        Err(e) => return Err(StoreError::io("read", path, e)),
+    let Some(bytes) = bytes else {
+        return Ok((AuthData::new(), None, false));
     };
     let (digest, data) = thread::scope(|s| {
-        let digest = s.spawn(|| file_digest(&bytes));
-        let data = parse_envelope::<RawAuth<'_>>(&bytes, StoreFile::Auth, &path).and_then(
+        let digest = s.spawn(|| file_digest(bytes));
+        let data = parse_envelope::<RawAuth<'_>>(bytes, StoreFile::Auth, &path).and_then(
             |(raw, rewrite)| match raw {
                 Some(raw) => build_auth(raw, &path).map(|(d, migrated)| (d, rewrite || migrated)),
                 None => Ok((AuthData::new(), rewrite)),
@@ -118,7 +136,7 @@ fn read_auth(dir: &Path) -> Result<(AuthData, Option<FileDigest>, bool), StoreEr
         );
         (digest.join(), data)
     });
-    let digest = digest.unwrap_or_else(|_| file_digest(&bytes));
+    let digest = digest.unwrap_or_else(|_| file_digest(bytes));
     let (data, rewrite) = data?;
     Ok((data, Some(digest), rewrite))
 }
@@ -130,23 +148,21 @@ struct Loaded<D> {
     rewrite: bool,
 }
 
-fn read_file<D: DeserializeOwned>(dir: &Path, file: StoreFile) -> Result<Loaded<D>, StoreError> {
+fn read_file<D: DeserializeOwned>(
+    dir: &Path,
+    file: StoreFile,
+    bytes: Option<&Vec<u8>>,
+) -> Result<Loaded<D>, StoreError> {
     let path = dir.join(file.name());
-    let mut bytes = match read_nofollow(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(Loaded {
-                data: None,
-                digest: None,
-                rewrite: false,
-            });
-        }
-        Err(e) => return Err(StoreError::io("read", path, e)),
+    let Some(bytes) = bytes else {
+        return Ok(Loaded {
+            data: None,
+            digest: None,
+            rewrite: false,
+        });
     };
-    let digest = file_digest(&bytes);
-    let parsed = parse_envelope::<D>(&bytes, file, &path);
-    bytes.zeroize();
-    let (data, rewrite) = parsed?;
+    let digest = file_digest(bytes);
+    let (data, rewrite) = parse_envelope::<D>(bytes, file, &path)?;
     Ok(Loaded {
         data,
         digest: Some(digest),

@@ -6,7 +6,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use latch_models::{Credentials, Group, RefreshToken, RefreshTokenId, Secret, User, UserId};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 use zeroize::Zeroizing;
 
 use crate::change::{Change, HaUser, TotpState};
@@ -25,6 +25,8 @@ use crate::file::{JOURNAL_FILE, LOCK_FILE, StoreFile};
 use crate::format;
 use crate::journal;
 use crate::load::{self, FileDigest, file_digest};
+use crate::log::{AppliedBatch, LogRequest, LogSide, Plan, Proposal};
+use crate::settle::{self, Captured, JobInput, JobOutcome};
 
 /// A test hook called before each write step; an error it returns makes that step fail
 /// as if the operating system had refused it.
@@ -61,6 +63,15 @@ pub struct StoreOptions {
     /// Token usage recorded with [`Store::record_usage`] is journaled at most once per
     /// this interval. Default 1 s. A crash loses at most this much usage metadata.
     pub usage_flush_interval: Duration,
+    /// Once no change has come for this long, the changed snapshot files are rewritten
+    /// in the background (the journal stays the path to durability), so the files in
+    /// `.storage` — what a backup copies — are never far behind. Home Assistant saves
+    /// about a second after a change too. Default 1 s; `None` rewrites them only at
+    /// compaction.
+    pub snapshot_delay: Option<Duration>,
+    /// Under a stream of changes that never settles, the files are rewritten at the
+    /// latest this long after the first change they miss. Default 10 s.
+    pub snapshot_max_delay: Duration,
     /// Fault injection for tests; `None` in production.
     pub fault_hook: Option<FaultHook>,
 }
@@ -70,6 +81,8 @@ impl Default for StoreOptions {
         Self {
             compact_after_bytes: 8 * 1024 * 1024,
             usage_flush_interval: Duration::from_secs(1),
+            snapshot_delay: Some(Duration::from_secs(1)),
+            snapshot_max_delay: Duration::from_secs(10),
             fault_hook: None,
         }
     }
@@ -80,6 +93,8 @@ impl fmt::Debug for StoreOptions {
         f.debug_struct("StoreOptions")
             .field("compact_after_bytes", &self.compact_after_bytes)
             .field("usage_flush_interval", &self.usage_flush_interval)
+            .field("snapshot_delay", &self.snapshot_delay)
+            .field("snapshot_max_delay", &self.snapshot_max_delay)
             .field("fault_hook", &self.fault_hook.as_ref().map(|_| "<hook>"))
             .finish()
     }
@@ -98,47 +113,74 @@ pub struct StoreStats {
     pub journal_bytes: u64,
     /// Completed compactions.
     pub compactions: u64,
-    /// Snapshot files written by compactions.
+    /// Snapshot files written, by compactions and by background rewrites.
     pub snapshot_writes: u64,
+    /// Completed background rewrites of the snapshot files after changes settled
+    /// (see [`StoreOptions::snapshot_delay`]).
+    pub settled_snapshots: u64,
 }
 
 #[derive(Default)]
-struct Stats {
-    commits: AtomicU64,
-    fsyncs: AtomicU64,
-    usage_flushes: AtomicU64,
+pub(crate) struct Stats {
+    pub(crate) commits: AtomicU64,
+    pub(crate) fsyncs: AtomicU64,
+    pub(crate) usage_flushes: AtomicU64,
     journal_bytes: AtomicU64,
     compactions: AtomicU64,
     snapshot_writes: AtomicU64,
+    settled_snapshots: AtomicU64,
 }
 
-struct State {
-    data: AuthData,
-    next_seq: u64,
+pub(crate) struct State {
+    pub(crate) data: AuthData,
+    /// The next batch number (journal or shared log).
+    pub(crate) next_seq: u64,
     /// Per file: bumped by every change, compared with what was last written.
-    versions: [u64; 4],
-    usage_dirty: HashSet<RefreshTokenId>,
-    usage_scheduled: bool,
+    pub(crate) versions: [u64; 4],
+    pub(crate) usage_dirty: HashSet<RefreshTokenId>,
+    pub(crate) usage_scheduled: bool,
     closed: bool,
 }
 
-struct Shared {
-    state: RwLock<State>,
+pub(crate) struct Shared {
+    pub(crate) state: RwLock<State>,
+    /// The files writer (a closed channel for a store over a shared log).
     tx: mpsc::Sender<Msg>,
+    /// The shared log's driver, for a store opened with [`Store::with_log`].
+    log: Option<tokio::sync::mpsc::UnboundedSender<LogRequest>>,
+    /// A shared-log append failed after its group was applied here: writes wait for
+    /// the driver's reload.
+    pub(crate) diverged: AtomicBool,
+    /// Batches of other hosts, applied (see [`Store::subscribe_applied`]).
+    pub(crate) applied: broadcast::Sender<Arc<AppliedBatch>>,
     poisoned: OnceLock<String>,
-    stats: Stats,
+    pub(crate) stats: Stats,
     dir: PathBuf,
 }
 
 impl Shared {
     fn poisoned_error(&self) -> Option<StoreError> {
+        if self.diverged.load(Ordering::SeqCst) {
+            return Some(StoreError::Unavailable {
+                reason: "a write to the shared log failed; reloading the state from it".into(),
+            });
+        }
         self.poisoned.get().map(|cause| StoreError::Poisoned {
             cause: cause.clone(),
         })
     }
 }
 
-enum Waiter {
+/// Why [`Store::commit_with`] made no change.
+#[derive(Debug)]
+pub enum CommitError<E> {
+    /// The plan refused, on the state the batch would have been applied on.
+    Refused(E),
+    /// The store did (a rejected batch, a write failure, a closed store, ...).
+    Store(StoreError),
+}
+
+pub(crate) enum Waiter {
     Async(oneshot::Sender<Result<(), StoreError>>),
     Blocking(mpsc::SyncSender<Result<(), StoreError>>),
 }
@@ -157,13 +199,13 @@ impl Waiter {
     }
 }
 
-struct Record {
+pub(crate) struct Record {
     seq: u64,
     changes: Zeroizing<Vec<u8>>,
     waiter: Option<Waiter>,
 }
 
-enum Msg {
+pub(crate) enum Msg {
     Record(Record),
     /// Usage was recorded; flush it within the interval.
     UsageDue,
@@ -172,6 +214,13 @@ enum Msg {
     Close(Waiter),
     /// The last handle is gone: flush what is queued and stop (no compaction).
     Shutdown,
+    /// A background snapshot job asks for its checkpoint frame to be journaled.
+    JobCheckpoint(
+        Result<Vec<u8>, String>,
+        mpsc::SyncSender<Result<(), StoreError>>,
+    ),
+    /// A background snapshot job finished.
+    JobDone(JobOutcome),
 }
 
 /// The durable store of one `.storage` directory: a cheap, cloneable, `Send + Sync`
@@ -202,6 +251,11 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if let Some(log) = &self.shared.log {
+            // The driver holds the shared state, so the channel stays open: say so.
+            let _ = log.send(LogRequest::Shutdown);
+            return;
+        }
         let _ = self.shared.tx.send(Msg::Shutdown);
         if let Some(h) = self.writer.lock().take() {
             let _ = h.join();
@@ -309,6 +363,9 @@ impl Store {
                 closed: false,
             }),
             tx,
+            log: None,
+            diverged: AtomicBool::new(false),
+            applied: broadcast::channel(APPLIED_QUEUE).0,
             poisoned: OnceLock::new(),
             stats: Stats::default(),
             dir: dir.clone(),
@@ -333,6 +390,10 @@ impl Store {
             poisoned: false,
             usage_deadline: None,
             queue: VecDeque::new(),
+            unsaved: None,
+            retry_at: None,
+            job: None,
+            journaled_seq: next_seq - 1,
         };
         let handle = thread::Builder::new()
             .name("latch-store-writer".into())
@@ -346,10 +407,105 @@ impl Store {
         })
     }
 
-    /// The `.storage` directory.
+    /// A store whose batches are made durable in a shared, ordered log instead of the
+    /// local files: `data` is the state after log batch `seq`. The returned
+    /// [`LogSide`] is for the backend's driver, which must serve it (see the `log`
+    /// module's docs); every handle of the store works as with [`Store::open`].
+    #[must_use]
+    pub fn with_log(data: AuthData, seq: u64, options: &StoreOptions) -> (Self, LogSide) {
+        let _ = options;
+        let (tx, _) = mpsc::channel();
+        let (log_tx, log_rx) = tokio::sync::mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            state: RwLock::new(State {
+                data,
+                next_seq: seq + 1,
+                versions: [0; 4],
+                usage_dirty: HashSet::new(),
+                usage_scheduled: false,
+                closed: false,
+            }),
+            tx,
+            log: Some(log_tx),
+            diverged: AtomicBool::new(false),
+            applied: broadcast::channel(APPLIED_QUEUE).0,
+            poisoned: OnceLock::new(),
+            stats: Stats::default(),
+            dir: PathBuf::new(),
+        });
+        let side = LogSide::new(Arc::clone(&shared), log_rx);
+        let store = Self {
+            inner: Arc::new(Inner {
+                shared,
+                writer: Mutex::new(None),
+            }),
+        };
+        (store, side)
+    }
+
+    /// The `.storage` directory (empty for a store over a shared log).
     #[must_use]
     pub fn storage_dir(&self) -> &Path {
         &self.inner.shared.dir
+    }
+
+    /// `"files"` or `"shared log"`.
+    #[must_use]
+    pub fn backend(&self) -> &'static str {
+        if self.inner.shared.log.is_some() {
+            "shared log"
+        } else {
+            "files"
+        }
+    }
+
+    /// The last batch applied (journal or shared log).
+    #[must_use]
+    pub fn last_applied(&self) -> u64 {
+        self.inner.shared.state.read().next_seq - 1
+    }
+
+    /// What other hosts' batches did, as they are applied here (a store over a shared
+    /// log; the files store never sends). A slow receiver lags rather than blocks.
+    #[must_use]
+    pub fn subscribe_applied(&self) -> broadcast::Receiver<Arc<AppliedBatch>> {
+        self.inner.shared.applied.subscribe()
+    }
+
+    /// Commits the batch `plan` computes from the state it is applied on, atomically and
+    /// durably: `plan` runs under the write lock on the current state — on a shared log,
+    /// after this host caught up with every batch another host appended — so a check it
+    /// makes (a username still free, a token still there) holds when the batch lands.
+    /// An `Err` from `plan` commits nothing and comes back as [`CommitError::Refused`].
+    ///
+    /// # Errors
+    /// [`CommitError::Refused`]; [`CommitError::Store`] as [`Store::commit`].
+    pub async fn commit_with<E, F>(&self, plan: F) -> Result<(), CommitError<E>>
+    where
+        F: FnOnce(&AuthData) -> Result<Vec<Change>, E> + Send + 'static,
+        E: Send + 'static,
+    {
+        let (reason_tx, mut reason_rx) = oneshot::channel();
+        let plan: Plan = Box::new(move |d| match plan(d) {
+            Ok(changes) => Some(changes),
+            Err(e) => {
+                let _ = reason_tx.send(e);
+                None
+            }
+        });
+        let (tx, rx) = oneshot::channel();
+        let r = if self
+            .submit_plan(plan, Waiter::Async(tx))
+            .map_err(CommitError::Store)?
+        {
+            rx.await.unwrap_or(Err(StoreError::Closed))
+        } else {
+            Ok(())
+        };
+        if let Ok(reason) = reason_rx.try_recv() {
+            return Err(CommitError::Refused(reason));
+        }
+        r.map_err(CommitError::Store)
     }
 
     /// Commits a batch atomically and durably: validates it against the current state
@@ -389,14 +545,35 @@ impl Store {
         if changes.is_empty() {
             return Ok(false);
         }
-        let payload =
-            Zeroizing::new(
-                serde_json::to_vec(&changes).map_err(|source| StoreError::Encode {
-                    what: "a batch of changes",
-                    source,
-                })?,
-            );
+        self.submit_plan(Box::new(move |_| Some(changes)), waiter)
+    }
+
+    /// Runs `plan` on the current state under the write lock, then validates, applies
+    /// and queues its batch (files), or hands it to the shared log's driver, which does
+    /// that on the state the batch is appended on. False if nothing was queued.
+    fn submit_plan(&self, plan: Plan, waiter: Waiter) -> Result<bool, StoreError> {
         let shared = &self.inner.shared;
+        if let Some(log) = &shared.log {
+            if shared.state.read().closed {
+                return Err(StoreError::Closed);
+            }
+            if let Some(e) = shared.poisoned_error() {
+                return Err(e);
+            }
+            let Waiter::Async(tx) = waiter else {
+                return Err(StoreError::Unavailable {
+                    reason: "a store over a shared log takes no blocking commit".into(),
+                });
+            };
+            let proposal = Proposal {
+                plan,
+                waiter: Some(tx),
+            };
+            return log
+                .send(LogRequest::Propose(proposal))
+                .map(|()| true)
+                .map_err(|_| StoreError::Closed);
+        }
         let mut st = shared.state.write();
         if st.closed {
             return Err(StoreError::Closed);
@@ -404,6 +581,19 @@ impl Store {
         if let Some(e) = shared.poisoned_error() {
             return Err(e);
         }
+        let Some(changes) = plan(&st.data) else {
+            return Ok(false);
+        };
+        if changes.is_empty() {
+            return Ok(false);
+        }
+        let payload =
+            Zeroizing::new(
+                serde_json::to_vec(&changes).map_err(|source| StoreError::Encode {
+                    what: "a batch of changes",
+                    source,
+                })?,
+            );
         st.data
             .check(&changes)
             .map_err(|(index, reason)| StoreError::Rejected { index, reason })?;
@@ -460,7 +650,14 @@ impl Store {
         st.usage_dirty.insert(id.into());
         if !st.usage_scheduled {
             st.usage_scheduled = true;
-            let _ = shared.tx.send(Msg::UsageDue);
+            match &shared.log {
+                Some(log) => {
+                    let _ = log.send(LogRequest::UsageDue);
+                }
+                None => {
+                    let _ = shared.tx.send(Msg::UsageDue);
+                }
+            }
         }
         Ok(())
     }
@@ -470,6 +667,9 @@ impl Store {
     /// # Errors
     /// A write error (the journal is kept, so nothing is lost); [`StoreError::Closed`].
     pub async fn compact(&self) -> Result<(), StoreError> {
+        if self.inner.shared.log.is_some() {
+            return Ok(()); // the shared log has no local files
+        }
         let (tx, rx) = oneshot::channel();
         self.send_control(Msg::Compact, Waiter::Async(tx))?;
         rx.await.unwrap_or(Err(StoreError::Closed))
@@ -533,6 +733,18 @@ impl Store {
             return false;
         }
         st.closed = true;
+        if let Some(log) = &self.inner.shared.log {
+            let (tx, rx) = oneshot::channel();
+            if log.send(LogRequest::Close(tx)).is_err() {
+                return false;
+            }
+            // Answer the caller's waiter when the driver has finished.
+            std::thread::spawn(move || {
+                let r = rx.blocking_recv().unwrap_or(Ok(()));
+                waiter.send(r);
+            });
+            return true;
+        }
         self.inner.shared.tx.send(Msg::Close(waiter)).is_ok()
     }
 
@@ -547,6 +759,7 @@ impl Store {
             journal_bytes: s.journal_bytes.load(Ordering::Relaxed),
             compactions: s.compactions.load(Ordering::Relaxed),
             snapshot_writes: s.snapshot_writes.load(Ordering::Relaxed),
+            settled_snapshots: s.settled_snapshots.load(Ordering::Relaxed),
         }
     }
 
@@ -677,6 +890,28 @@ impl Store {
     pub fn totp_state(&self, user_id: &str) -> Option<TotpState> {
         self.read(|d| d.totp_state(user_id).cloned())
     }
+}
+
+/// A slow subscriber of applied batches lags after this many.
+const APPLIED_QUEUE: usize = 1024;
+
+/// The latest usage of every token used since the last call, as changes.
+pub(crate) fn usage_changes(st: &mut State) -> Vec<Change> {
+    let State {
+        usage_dirty, data, ..
+    } = st;
+    usage_dirty
+        .drain()
+        .filter_map(|id| {
+            let t = data.refresh_token(id.as_str())?;
+            Some(Change::TokenUsage {
+                last_used_at: t.last_used_at?,
+                last_used_ip: t.last_used_ip.clone(),
+                expire_at: t.expire_at,
+                id,
+            })
+        })
+        .collect()
 }
 
 /// Opens (creating 0600 if missing) one of latch's own files in `.storage` for reading
@@ -826,6 +1061,15 @@ struct Writer {
     /// Messages received but not handled yet: a compaction takes the records out of the
     /// channel ahead of their turn (see [`Writer::journal_queued`]).
     queue: VecDeque<Msg>,
+    /// Changes journaled since the snapshot files were last captured: when the first
+    /// and the last came.
+    unsaved: Option<(Instant, Instant)>,
+    /// After a failed background rewrite, the next one waits until then.
+    retry_at: Option<Instant>,
+    /// The background snapshot job in flight, and the batch it captured.
+    job: Option<(JoinHandle<()>, u64)>,
+    /// The last batch appended to the journal.
+    journaled_seq: u64,
 }
 
 impl Writer {
@@ -835,14 +1079,17 @@ impl Writer {
         }
         loop {
             if self.queue.is_empty() {
-                let first = match self.usage_deadline {
+                let deadline = match (self.usage_deadline, self.snapshot_deadline()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let first = match deadline {
                     Some(deadline) => {
                         let wait = deadline.saturating_duration_since(Instant::now());
                         match self.rx.recv_timeout(wait) {
                             Ok(m) => m,
                             Err(RecvTimeoutError::Timeout) => {
-                                self.usage_deadline = None;
-                                self.enqueue_usage();
+                                self.deadline_passed();
                                 continue;
                             }
                             Err(RecvTimeoutError::Disconnected) => return,
@@ -891,22 +1138,165 @@ impl Writer {
                 Msg::Shutdown => {
                     self.write_records(&mut records);
                     self.flush_usage_now();
+                    // The job renames files in this directory: it ends before the lock goes.
+                    self.wait_for_job();
                     return true;
+                }
+                Msg::JobCheckpoint(frame, reply) => {
+                    self.write_records(&mut records);
+                    self.journal_checkpoint(frame, &reply);
+                }
+                Msg::JobDone(outcome) => {
+                    self.write_records(&mut records);
+                    self.job_done(outcome);
                 }
             }
         }
         self.write_records(&mut records);
-        if self.journal_len >= self.options.compact_after_bytes {
+        if self.journal_len >= self.options.compact_after_bytes && self.job.is_none() {
             self.auto_compact();
         }
         false
     }
 
-    fn step(&self, step: WriteStep) -> io::Result<()> {
-        match &self.options.fault_hook {
-            Some(hook) => hook(step),
-            None => Ok(()),
+    /// When the background rewrite of the snapshot files is due, if one is.
+    fn snapshot_deadline(&self) -> Option<Instant> {
+        let delay = self.options.snapshot_delay?;
+        let (first, last) = self.unsaved?;
+        if self.job.is_some() || self.poisoned {
+            return None;
         }
+        let due = (last + delay).min(first + self.options.snapshot_max_delay);
+        Some(self.retry_at.map_or(due, |r| due.max(r)))
+    }
+
+    fn deadline_passed(&mut self) {
+        let now = Instant::now();
+        if self.usage_deadline.is_some_and(|d| d <= now) {
+            self.usage_deadline = None;
+            self.enqueue_usage();
+        }
+        if self.snapshot_deadline().is_some_and(|d| d <= now) {
+            self.start_job();
+        }
+    }
+
+    /// Captures the changed files and starts a job that rewrites them (see `settle`).
+    fn start_job(&mut self) {
+        self.unsaved = None;
+        self.retry_at = None;
+        let (seq, captured) = match self.capture_changed() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot capture the snapshot files");
+                return;
+            }
+        };
+        if captured.is_empty() {
+            return;
+        }
+        let input = JobInput {
+            seq,
+            captured,
+            on_disk: self.on_disk.map(OnDisk::digest),
+            dir: self.shared.dir.clone(),
+            hook: self.options.fault_hook.clone(),
+            tx: self.shared.tx.clone(),
+        };
+        match thread::Builder::new()
+            .name("latch-store-snapshot".into())
+            .spawn(move || settle::run(input))
+        {
+            Ok(handle) => self.job = Some((handle, seq)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the snapshot thread; retrying later");
+                self.note_unsaved_after_failure();
+            }
+        }
+    }
+
+    /// A failed rewrite is retried, but not before the longest delay has passed.
+    fn note_unsaved_after_failure(&mut self) {
+        let now = Instant::now();
+        self.unsaved = Some(self.unsaved.map_or((now, now), |(first, _)| (first, now)));
+        self.retry_at = Some(now + self.options.snapshot_max_delay);
+    }
+
+    fn journal_checkpoint(
+        &mut self,
+        frame: Result<Vec<u8>, String>,
+        reply: &mpsc::SyncSender<Result<(), StoreError>>,
+    ) {
+        if self.poisoned {
+            let _ = reply.send(Err(self.poisoned_error()));
+            return;
+        }
+        let result = self.append_frame(frame).map_err(|failure| {
+            self.poison(failure.error().to_string());
+            failure.error()
+        });
+        let _ = reply.send(result);
+    }
+
+    /// Records what the job left on disk; empties the journal if it holds nothing the
+    /// files do not.
+    fn job_done(&mut self, outcome: JobOutcome) {
+        if let Some((handle, _)) = self.job.take() {
+            let _ = handle.join();
+        }
+        for (file, version) in outcome.unchanged {
+            self.persisted[file.index()] = version;
+        }
+        let stats = &self.shared.stats;
+        for &(file, version, digest) in &outcome.written {
+            self.on_disk[file.index()] = OnDisk::Digest(digest);
+            self.persisted[file.index()] = version;
+            stats.snapshot_writes.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some((error, touched)) = outcome.failed {
+            tracing::error!(error = %error, "rewriting the snapshot files failed; the journal keeps every change");
+            for file in touched {
+                self.on_disk[file.index()] = OnDisk::Unknown;
+            }
+            self.note_unsaved_after_failure();
+            return;
+        }
+        if !outcome.written.is_empty() {
+            stats.settled_snapshots.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(dir = %self.shared.dir.display(), seq = outcome.seq, "snapshot files rewritten");
+        }
+        if self.journaled_seq == outcome.seq && self.journal_len > 0 && !self.poisoned {
+            if let Err(failure) = self.truncate_journal() {
+                self.poison(failure.error().to_string());
+                return;
+            }
+            self.snapshot_seq = outcome.seq;
+        }
+        if self.journal_len >= self.options.compact_after_bytes {
+            self.auto_compact();
+        }
+    }
+
+    /// Waits for the job in flight (journaling its checkpoint when it asks); other
+    /// messages that arrive meanwhile are queued in order.
+    fn wait_for_job(&mut self) {
+        while self.job.is_some() {
+            match self.rx.recv() {
+                Ok(Msg::JobCheckpoint(frame, reply)) => self.journal_checkpoint(frame, &reply),
+                Ok(Msg::JobDone(outcome)) => self.job_done(outcome),
+                Ok(other) => self.queue.push_back(other),
+                Err(_) => {
+                    // Cannot happen while the job holds a sender; do not spin.
+                    if let Some((handle, _)) = self.job.take() {
+                        let _ = handle.join();
+                    }
+                }
+            }
+        }
+    }
+
+    fn step(&self, s: WriteStep) -> io::Result<()> {
+        step(self.options.fault_hook.as_ref(), s)
     }
 
     fn poison(&mut self, cause: String) {
@@ -927,22 +1317,7 @@ impl Writer {
     /// every batch already queued).
     fn take_usage(&self, st: &mut State) -> Option<Record> {
         st.usage_scheduled = false;
-        if st.usage_dirty.is_empty() {
-            return None;
-        }
-        let changes: Vec<Change> = st
-            .usage_dirty
-            .drain()
-            .filter_map(|id| {
-                let t = st.data.refresh_token(id.as_str())?;
-                Some(Change::TokenUsage {
-                    last_used_at: t.last_used_at?,
-                    last_used_ip: t.last_used_ip.clone(),
-                    expire_at: t.expire_at,
-                    id,
-                })
-            })
-            .collect();
+        let changes = usage_changes(st);
         if changes.is_empty() {
             return None;
         }
@@ -1013,6 +1388,13 @@ impl Writer {
         let result = self.append(&records);
         match result {
             Ok(()) => {
+                if let Some(last) = records.last() {
+                    self.journaled_seq = last.seq;
+                }
+                if self.options.snapshot_delay.is_some() {
+                    let now = Instant::now();
+                    self.unsaved = Some(self.unsaved.map_or((now, now), |(first, _)| (first, now)));
+                }
                 for r in records {
                     self.acknowledge(r);
                 }
@@ -1118,47 +1500,14 @@ impl Writer {
     /// Until step 5 the journal holds every batch; on open each file replays only the
     /// batches after the checkpoint its digest matches (or all, if none does).
     fn compact(&mut self) -> Result<(), StoreError> {
+        // The job writes the same temp files; it also saves a part of this work.
+        self.wait_for_job();
         if self.poisoned || self.journal.is_none() {
             return Err(self.poisoned_error());
         }
-        // A batch captured before it is journaled could end up in one renamed file and
-        // not in another if the process dies between the renames.
-        let shared = Arc::clone(&self.shared);
-        let mut attempts = 0;
-        let (seq, captured) = loop {
-            self.journal_queued();
-            if self.poisoned {
-                return Err(self.poisoned_error());
-            }
-            let st = shared.state.read();
-            // Batches queued since (submit queues under the write lock): in memory, not
-            // journaled yet.
-            let mut behind = false;
-            while let Ok(msg) = self.rx.try_recv() {
-                behind |= matches!(msg, Msg::Record(_));
-                self.queue.push_back(msg);
-            }
-            if behind {
-                attempts += 1;
-                if attempts < 4 {
-                    continue;
-                }
-                // Under a steady stream of commits: journal the stragglers under the lock.
-                self.journal_queued();
-                if self.poisoned {
-                    return Err(self.poisoned_error());
-                }
-            }
-            let captured: Vec<(StoreFile, u64, crate::data::FileSnapshot)> = StoreFile::ALL
-                .into_iter()
-                .filter(|f| {
-                    st.versions[f.index()] != self.persisted[f.index()]
-                        || self.on_disk[f.index()] == OnDisk::Unknown
-                })
-                .map(|f| (f, st.versions[f.index()], st.data.capture(f)))
-                .collect();
-            break (st.next_seq - 1, captured);
-        };
+        // What is captured now is written now.
+        self.unsaved = None;
+        let (seq, captured) = self.capture_changed()?;
         if captured.is_empty() && self.journal_len == 0 {
             self.snapshot_seq = seq;
             return Ok(());
@@ -1184,7 +1533,11 @@ impl Writer {
                 self.poison(failure.error().to_string());
                 return Err(failure.error());
             }
-            let written = self.write_snapshots(&to_write);
+            let written = write_snapshots(
+                &self.shared.dir,
+                self.options.fault_hook.as_ref(),
+                &to_write,
+            );
             if written.is_err() {
                 // Some files may have been renamed: rewrite them next time whatever.
                 for (file, ..) in &to_write {
@@ -1216,18 +1569,49 @@ impl Writer {
         Ok(())
     }
 
-    /// Steps 3 and 4 of [`Writer::compact`].
-    fn write_snapshots(
-        &self,
-        files: &[(StoreFile, u64, FileDigest, Zeroizing<Vec<u8>>)],
-    ) -> Result<(), StoreError> {
-        for (file, _, _, bytes) in files {
-            self.write_snapshot(*file, bytes)?;
-        }
-        let dir = &self.shared.dir;
-        self.step(WriteStep::DirSync)
-            .map_err(|e| StoreError::io("sync", dir, e))?;
-        sync_dir(dir)
+    /// Journals every queued batch, then captures (under a short read lock) the files
+    /// that changed since they were last written, each with its version, and the last
+    /// batch they hold.
+    fn capture_changed(&mut self) -> Result<(u64, Captured), StoreError> {
+        // A batch captured before it is journaled could end up in one renamed file and
+        // not in another if the process dies between the renames.
+        let shared = Arc::clone(&self.shared);
+        let mut attempts = 0;
+        let (seq, captured) = loop {
+            self.journal_queued();
+            if self.poisoned {
+                return Err(self.poisoned_error());
+            }
+            let st = shared.state.read();
+            // Batches queued since (submit queues under the write lock): in memory, not
+            // journaled yet.
+            let mut behind = false;
+            while let Ok(msg) = self.rx.try_recv() {
+                behind |= matches!(msg, Msg::Record(_));
+                self.queue.push_back(msg);
+            }
+            if behind {
+                attempts += 1;
+                if attempts < 4 {
+                    continue;
+                }
+                // Under a steady stream of commits: journal the stragglers under the lock.
+                self.journal_queued();
+                if self.poisoned {
+                    return Err(self.poisoned_error());
+                }
+            }
+            let captured: Captured = StoreFile::ALL
+                .into_iter()
+                .filter(|f| {
+                    st.versions[f.index()] != self.persisted[f.index()]
+                        || self.on_disk[f.index()] == OnDisk::Unknown
+                })
+                .map(|f| (f, st.versions[f.index()], st.data.capture(f)))
+                .collect();
+            break (st.next_seq - 1, captured);
+        };
+        Ok((seq, captured))
     }
 
     fn truncate_journal(&mut self) -> Result<(), WriteFailure> {
@@ -1252,41 +1636,63 @@ impl Writer {
             .sync_data()
             .map_err(|e| WriteFailure::new("sync", &path, e))
     }
+}
 
-    /// Temp file (created 0600, exclusively), write, fsync, rename over the target.
-    fn write_snapshot(&self, file: StoreFile, bytes: &[u8]) -> Result<(), StoreError> {
-        let dir = &self.shared.dir;
-        let tmp = dir.join(file.temp_name());
-        let target = dir.join(file.name());
-        match fs::remove_file(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io("remove", &tmp, e)),
-        }
-        let result = (|| {
-            self.step(WriteStep::SnapshotTempWrite(file))
-                .map_err(|e| StoreError::io("write", &tmp, e))?;
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| StoreError::io("create", &tmp, e))?;
-            f.write_all(bytes)
-                .map_err(|e| StoreError::io("write", &tmp, e))?;
-            self.step(WriteStep::SnapshotTempSync(file))
-                .map_err(|e| StoreError::io("sync", &tmp, e))?;
-            f.sync_all().map_err(|e| StoreError::io("sync", &tmp, e))?;
-            drop(f);
-            self.step(WriteStep::SnapshotRename(file))
-                .map_err(|e| StoreError::io("rename", &tmp, e))?;
-            fs::rename(&tmp, &target).map_err(|e| StoreError::io("rename", &tmp, e))
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+/// Steps 3 and 4 of [`Writer::compact`] (and of a background rewrite): each file, then
+/// an fsync of the directory.
+pub(crate) fn write_snapshots(
+    dir: &Path,
+    hook: Option<&FaultHook>,
+    files: &[(StoreFile, u64, FileDigest, Zeroizing<Vec<u8>>)],
+) -> Result<(), StoreError> {
+    for (file, _, _, bytes) in files {
+        write_snapshot(dir, hook, *file, bytes)?;
     }
+    step(hook, WriteStep::DirSync).map_err(|e| StoreError::io("sync", dir, e))?;
+    sync_dir(dir)
+}
+
+fn step(hook: Option<&FaultHook>, step: WriteStep) -> io::Result<()> {
+    hook.map_or(Ok(()), |hook| hook(step))
+}
+
+/// Temp file (created 0600, exclusively), write, fsync, rename over the target.
+fn write_snapshot(
+    dir: &Path,
+    hook: Option<&FaultHook>,
+    file: StoreFile,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
+    let tmp = dir.join(file.temp_name());
+    let target = dir.join(file.name());
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::io("remove", &tmp, e)),
+    }
+    let result = (|| {
+        step(hook, WriteStep::SnapshotTempWrite(file))
+            .map_err(|e| StoreError::io("write", &tmp, e))?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| StoreError::io("create", &tmp, e))?;
+        f.write_all(bytes)
+            .map_err(|e| StoreError::io("write", &tmp, e))?;
+        step(hook, WriteStep::SnapshotTempSync(file))
+            .map_err(|e| StoreError::io("sync", &tmp, e))?;
+        f.sync_all().map_err(|e| StoreError::io("sync", &tmp, e))?;
+        drop(f);
+        step(hook, WriteStep::SnapshotRename(file))
+            .map_err(|e| StoreError::io("rename", &tmp, e))?;
+        fs::rename(&tmp, &target).map_err(|e| StoreError::io("rename", &tmp, e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
 }
 
 #[cfg(test)]

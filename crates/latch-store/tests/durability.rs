@@ -301,9 +301,18 @@ fn a_journal_write_failure_poisons_until_reopened() {
 
 // ----- the journal on open -----
 
+/// Options that leave every change in the journal until a compaction: no background
+/// rewrite of the snapshot files (tests/settle.rs covers those).
+fn journal_only() -> StoreOptions {
+    StoreOptions {
+        snapshot_delay: None,
+        ..StoreOptions::default()
+    }
+}
+
 /// Two commits, each its own frame, left in the journal (no close).
 fn two_frames(dir: &Path) -> (Vec<u8>, usize) {
-    let store = open(dir);
+    let store = Store::open(dir, journal_only()).unwrap();
     store
         .commit_blocking(vec![Change::PutUser(user("a"))])
         .unwrap();
@@ -949,7 +958,7 @@ fn store_with_token(dir: &Path, interval: Duration) -> Store {
         dir,
         StoreOptions {
             usage_flush_interval: interval,
-            ..StoreOptions::default()
+            ..journal_only()
         },
     )
     .unwrap();

@@ -6,31 +6,27 @@ use std::fmt::{self, Write as _};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, KeyInit, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use latch_models::RefreshToken;
-use sha2::Sha256;
 
 use crate::time::whole_seconds;
-
-pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// The header every access token carries: `{"alg":"HS256","typ":"JWT"}` (PyJWT's compact
 /// JSON, keys sorted), base64url without padding.
 pub const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 
-/// Length of an HMAC-SHA256 signature in bytes.
-pub(crate) const SIGNATURE_LEN: usize = 32;
-
-/// An HMAC-SHA256 key ready to sign or verify: the HMAC inner and outer states are
-/// computed once from the key bytes, so each use costs only the message's hashing.
+/// An HS256 key, prepared once: `jsonwebtoken`'s [`DecodingKey`] and [`EncodingKey`] for
+/// the key bytes.
 ///
 /// Build one per refresh token (from its `jwt_key`, used as the UTF-8 bytes of the hex
-/// string) and keep it next to the token: [`crate::UnverifiedToken::verify_with`] then
-/// does about half the SHA-256 work of [`crate::UnverifiedToken::verify`]. `Debug`
-/// redacts, and the derived state is wiped when dropped.
+/// string) and keep it next to the token, so a validation does not copy the key again:
+/// [`crate::UnverifiedToken::verify_with`] takes it, [`crate::UnverifiedToken::verify`]
+/// builds one per call. `Debug` redacts, and `jsonwebtoken` wipes the key bytes when
+/// the keys are dropped.
 #[derive(Clone)]
 pub struct JwtKey {
-    mac: HmacSha256,
+    decoding: DecodingKey,
+    encoding: EncodingKey,
     empty: bool,
 }
 
@@ -38,12 +34,9 @@ impl JwtKey {
     /// Prepares `key`. An empty key is accepted here but never verifies anything.
     #[must_use]
     pub fn new(key: &[u8]) -> Self {
-        // HMAC takes keys of any length, so `new_from_slice` cannot fail; the fallback
-        // only keeps this function total.
-        let mac = HmacSha256::new_from_slice(key)
-            .unwrap_or_else(|_| HmacSha256::new(&Default::default()));
         Self {
-            mac,
+            decoding: DecodingKey::from_secret(key),
+            encoding: EncodingKey::from_secret(key),
             empty: key.is_empty(),
         }
     }
@@ -60,18 +53,19 @@ impl JwtKey {
         self.empty
     }
 
-    /// HMAC-SHA256 of `message` under this key.
-    pub(crate) fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
-        let mut mac = self.mac.clone();
-        mac.update(message);
-        mac.finalize().into_bytes().into()
+    /// The base64url HS256 signature of `message` (`jsonwebtoken::crypto::sign`).
+    /// `None` only if `jsonwebtoken` refused to sign, which it never does for an HMAC key
+    /// (HMAC takes keys of any length).
+    fn sign(&self, message: &[u8]) -> Option<String> {
+        jsonwebtoken::crypto::sign(message, &self.encoding, Algorithm::HS256).ok()
     }
 
-    /// Constant-time check of `signature` over `message`.
-    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        let mut mac = self.mac.clone();
-        mac.update(message);
-        mac.verify_slice(signature).is_ok()
+    /// Whether `signature` (base64url) is this key's HS256 signature of `message`,
+    /// compared in constant time (`jsonwebtoken::crypto::verify`). A signature that is
+    /// not base64url is not.
+    pub(crate) fn verify(&self, message: &[u8], signature: &str) -> bool {
+        jsonwebtoken::crypto::verify(signature, message, &self.decoding, Algorithm::HS256)
+            .unwrap_or(false)
     }
 }
 
@@ -115,7 +109,10 @@ pub fn encode_access_token(iss: &str, iat: i64, exp: i64, jwt_key: &[u8]) -> Str
     encode_access_token_with(iss, iat, exp, &JwtKey::new(jwt_key))
 }
 
-/// [`encode_access_token`] with a prepared key.
+/// [`encode_access_token`] with a prepared key. The JSON and its layout are written
+/// here (see the crate docs for why not by `jsonwebtoken::encode`); the signature is
+/// `jsonwebtoken`'s. Should `jsonwebtoken` ever refuse to sign, the token is returned
+/// with an empty signature, which no verifier accepts.
 #[must_use]
 pub fn encode_access_token_with(iss: &str, iat: i64, exp: i64, key: &JwtKey) -> String {
     let mut payload = String::with_capacity(iss.len() + 48);
@@ -128,9 +125,9 @@ pub fn encode_access_token_with(iss: &str, iat: i64, exp: i64, key: &JwtKey) -> 
     out.push_str(HEADER_B64);
     out.push('.');
     URL_SAFE_NO_PAD.encode_string(payload.as_bytes(), &mut out);
-    let signature = key.sign(out.as_bytes());
+    let signature = key.sign(out.as_bytes()).unwrap_or_default();
     out.push('.');
-    URL_SAFE_NO_PAD.encode_string(signature, &mut out);
+    out.push_str(&signature);
     out
 }
 

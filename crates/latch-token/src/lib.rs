@@ -5,7 +5,30 @@
 //! refresh-token creation rules in their exact order, keeps the usage and sliding-expiry
 //! bookkeeping and the cleanup schedule, mints HS256 access tokens that are identical,
 //! byte for byte, to the ones Home Assistant mints with PyJWT, and validates access
-//! tokens with PyJWT's rules on an allocation-free hot path.
+//! tokens with PyJWT's rules.
+//!
+//! The JWT work is `jsonwebtoken`'s: it decodes the header and the claims, and it signs
+//! and verifies (HMAC-SHA256, constant-time comparison) with keys prepared once per
+//! refresh token ([`JwtKey`]). What stays hand-written, each for a reason a test pins
+//! (`tests/jsonwebtoken_interop.rs`, `tests/pyjwt_vectors.rs`):
+//! - the bytes of a minted token's header and payload. `jsonwebtoken::encode` writes the
+//!   header as `{"typ":"JWT","alg":"HS256"}` (its struct's field order) where PyJWT
+//!   writes `{"alg":"HS256","typ":"JWT"}`, and `serde_json` leaves non-ASCII issuers
+//!   unescaped where Python's `json.dumps` writes `\uXXXX`; tokens must stay identical
+//!   to Home Assistant's, so the JSON is written here and only the signature is
+//!   `jsonwebtoken`'s (`crypto::sign`);
+//! - PyJWT's claim rules, shape checks and header reading (see the `validate` module):
+//!   `jsonwebtoken`'s `Validation` reads the system clock, skips `iat`, counts whole
+//!   `u64` seconds and refuses headers PyJWT reads.
+//!
+//! What that costs, measured (`cargo xtask bench --only inproc`): a token's first
+//! validation takes two to three times as long as with the hand-written, allocation-free
+//! parser and prepared HMAC state it replaced, because `jsonwebtoken` decodes into owned
+//! JSON values and keys the HMAC afresh on every verification (its `DecodingKey` holds
+//! the key bytes; the verifier it builds from them cannot be kept). Through the
+//! AuthManager that is 8–12× Home Assistant 2024.3's own first validation in the same
+//! run, short of design.md's ≥ 15× (the replaced path measured 20–40×). Repeat
+//! validations do not reach this crate: latch-auth's verified-token cache answers them.
 //!
 //! It must not do IO (no disk, no network), spawn, block, take locks or be async, and
 //! it stores nothing (the one static is the dummy key of

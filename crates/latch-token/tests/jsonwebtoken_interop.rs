@@ -1,10 +1,13 @@
-//! Cross-checks with the `jsonwebtoken` crate: what latch mints it accepts, what it mints
-//! with the same claims latch accepts. `jsonwebtoken` reads the system clock, so these
+//! Cross-checks with the `jsonwebtoken` crate (which latch-token verifies and signs with):
+//! what latch mints it accepts, what it mints with the same claims latch accepts, and the
+//! differences from PyJWT that keep a few steps hand-written. `jsonwebtoken` reads the system clock, so these
 //! tokens are minted around the real time, far from every boundary.
 
 // Test helpers outside #[test] functions unwrap too: a failure is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -171,5 +174,105 @@ fn latch_refuses_jsonwebtoken_tokens_that_break_the_rules() {
             Err(expected),
             "{claims}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Why latch-token does not hand everything to jsonwebtoken (its crate docs): each test
+// pins one difference from PyJWT. If one starts failing, jsonwebtoken has changed and the
+// hand-written step it justifies may go.
+
+#[test]
+fn jsonwebtokens_encoder_does_not_write_pyjwts_bytes() {
+    #[derive(Serialize)]
+    struct Ordered<'a> {
+        iss: &'a str,
+        iat: i64,
+        exp: i64,
+    }
+    let t = refresh_token(1800.0);
+    let now = now();
+    let ours = mint_access_token(&t, now);
+    let theirs = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &Ordered {
+            iss: t.id.as_str(),
+            iat: now.timestamp(),
+            exp: now.timestamp() + 1800,
+        },
+        &EncodingKey::from_secret(key(&t)),
+    )
+    .unwrap();
+    let header = |jwt: &str| {
+        let seg = jwt.split('.').next().unwrap();
+        String::from_utf8(URL_SAFE_NO_PAD.decode(seg).unwrap()).unwrap()
+    };
+    // PyJWT sorts the header's keys; jsonwebtoken writes its struct's field order.
+    assert_eq!(header(&ours), r#"{"alg":"HS256","typ":"JWT"}"#);
+    assert_eq!(header(&theirs), r#"{"typ":"JWT","alg":"HS256"}"#);
+    assert_ne!(ours, theirs);
+    // The payloads agree: only the header (and so the signature) differs.
+    assert_eq!(ours.split('.').nth(1), theirs.split('.').nth(1));
+}
+
+#[test]
+fn jsonwebtokens_validation_accepts_a_token_pyjwt_refuses() {
+    let t = refresh_token(1800.0);
+    let now = now();
+    let n = now.timestamp();
+    // Issued an hour from now: PyJWT (and latch) refuse it, jsonwebtoken never checks iat.
+    let claims = HaClaims {
+        iss: t.id.to_string(),
+        iat: n + 3600,
+        exp: n + 7200,
+    };
+    let jwt = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(key(&t)),
+    )
+    .unwrap();
+    assert!(
+        jsonwebtoken::decode::<HaClaims>(
+            &jwt,
+            &DecodingKey::from_secret(key(&t)),
+            &ha_validation(t.id.as_str())
+        )
+        .is_ok()
+    );
+    assert_eq!(
+        decode(&jwt).unwrap().verify(key(&t), t.id.as_str(), now),
+        Err(ValidationError::IssuedInFuture)
+    );
+}
+
+#[test]
+fn jsonwebtokens_typed_header_refuses_headers_pyjwt_reads() {
+    let t = refresh_token(1800.0);
+    let now = now();
+    let n = now.timestamp();
+    let payload = URL_SAFE_NO_PAD.encode(format!(
+        r#"{{"iss":"{}","iat":{n},"exp":{}}}"#,
+        t.id,
+        n + 600
+    ));
+    for header in [
+        r#"{"alg":"HS256","kid":5}"#,
+        r#"{"alg":"none","alg":"HS256"}"#,
+        r#"{"alg":"HS256","typ":["JWT"]}"#,
+    ] {
+        let input = format!("{}.{payload}", URL_SAFE_NO_PAD.encode(header));
+        let signature = jsonwebtoken::crypto::sign(
+            input.as_bytes(),
+            &EncodingKey::from_secret(key(&t)),
+            Algorithm::HS256,
+        )
+        .unwrap();
+        let jwt = format!("{input}.{signature}");
+        assert!(jsonwebtoken::decode_header(&jwt).is_err(), "{header}");
+        let claims = decode(&jwt)
+            .and_then(|u| u.verify(key(&t), t.id.as_str(), now))
+            .unwrap_or_else(|e| panic!("{header}: {e}"));
+        assert_eq!(claims.iat, n);
     }
 }

@@ -365,7 +365,8 @@ fn a_totp_code_is_accepted_once() {
     let client = home.client();
 
     // Two logins race with the same code (the next step's, so not the one the setup
-    // used): exactly one gets in; the other is told the code is wrong and may retry.
+    // used): exactly one gets in; the other is told the code was used already and may
+    // retry with the next one.
     let first = at_mfa_step(&client);
     let second = at_mfa_step(&client);
     let used_at = unix_now() + 30;
@@ -379,17 +380,17 @@ fn a_totp_code_is_accepted_once() {
     });
     let mut outcomes = [outcome(&a.unwrap()), outcome(&b.unwrap())];
     outcomes.sort();
-    assert_eq!(outcomes, ["done", "form mfa: invalid_code"]);
+    assert_eq!(outcomes, ["done", "form mfa: code_already_used"]);
 
     // The same code is refused afterwards, through the CLI too, and so is an earlier
     // step's code that would still be inside the window.
     home.run(&["login", "anne"], &[ANNE_PASSWORD, &code])
         .assert_code(1)
-        .assert_stderr_has("wrong code");
+        .assert_stderr_has("that code was already used");
     let earlier = totp::code_at(&secret, used_at - 30);
     let flow_id = at_mfa_step(&client);
     let state = answer(&client, &flow_id, &[("code", &earlier)], None);
-    assert_eq!(outcome(&state), "form mfa: invalid_code");
+    assert_eq!(outcome(&state), "form mfa: code_already_used");
 }
 
 #[test]
@@ -423,4 +424,81 @@ fn the_mfa_retry_limit_ends_the_flow() {
         "anne",
         &[ANNE_PASSWORD, &totp::code_at(&secret, unix_now() + 30)],
     );
+}
+
+/// A person's own password change through latchd: wrong current passwords count as
+/// failed logins (by username and by source), fire `login_failed` into the audit log,
+/// and lock out with `too_many_attempts`; a local-only user is refused from a remote
+/// address; the request without an address is refused for a local-only user too.
+#[test]
+fn changing_ones_own_password_is_throttled_like_a_login() {
+    let home = Home::with_config(LOCK_AFTER_THREE);
+    let _daemon = home.start();
+    onboard(&home);
+    let anne = add_user(&home, "Anne", "anne", ANNE_PASSWORD);
+    let client = home.client();
+    let from = ip("203.0.113.20");
+    let FlowState::Done { tokens, .. } = attempt(&client, "anne", ANNE_PASSWORD, from) else {
+        panic!("anne could not log in")
+    };
+    let access = tokens.access_token.expose().to_owned();
+    let change = |current: &str, source: Option<IpAddr>| {
+        block_on(client.change_own_password_from(&access, current, "anne's next password", source))
+    };
+
+    for _ in 0..3 {
+        let err = change(WRONG_PASSWORD, from).unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::InvalidAuth), "{err}");
+    }
+    let err = change(ANNE_PASSWORD, from).unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::TooManyAttempts), "{err}");
+    assert!(is_locked(&home, "username:anne"));
+    assert!(is_locked(&home, "source:203.0.113.20"));
+    // The same lockout refuses a login with her password.
+    let state = attempt(&client, "anne", ANNE_PASSWORD, ip("203.0.113.21"));
+    assert_eq!(outcome(&state), LOCKED_OUT);
+    let audit = std::fs::read_to_string(home.join("audit.log")).unwrap();
+    let failed: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["event"] == "login_failed" && l["username"] == "anne")
+        .collect();
+    assert_eq!(
+        failed
+            .iter()
+            .filter(|l| l["reason"] == "invalid_auth" && l["source"] == "203.0.113.20")
+            .count(),
+        3,
+        "{audit}"
+    );
+    assert!(
+        failed.iter().any(|l| l["reason"] == "too_many_attempts"),
+        "{audit}"
+    );
+
+    home.run(&["lockouts", "--clear", "username:anne"], &[])
+        .assert_code(0);
+    home.run(&["lockouts", "--clear", "source:203.0.113.20"], &[])
+        .assert_code(0);
+    // Local-only: refused from a remote address and from none, before any check.
+    block_on(client.update_user(
+        &anne,
+        latch_client::UserUpdate {
+            local_only: Some(true),
+            ..latch_client::UserUpdate::default()
+        },
+    ))
+    .unwrap();
+    let err = change(ANNE_PASSWORD, ip("8.8.8.8")).unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Forbidden), "{err}");
+    let err = block_on(client.change_own_password(&access, ANNE_PASSWORD, "x y z")).unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Forbidden), "{err}");
+    assert!(
+        lockout(&home, "username:anne").is_none(),
+        "nothing was counted"
+    );
+    // From the machine itself it works, and the new password logs in.
+    change(ANNE_PASSWORD, ip("127.0.0.1")).unwrap();
+    let state = attempt(&client, "anne", "anne's next password", ip("127.0.0.1"));
+    assert_eq!(outcome(&state), "done");
 }

@@ -860,12 +860,14 @@ fn acknowledged_writes_survive_sigkill_and_sigterm() {
 
 #[test]
 fn latchd_refuses_a_busy_an_unsafe_or_a_corrupt_home() {
+    // Each is permanent (a restart cannot fix it): exit status 2, on which the README's
+    // unit stops restarting.
     // A second daemon on a served home: refused, and the first keeps serving.
     let home = Home::new();
     let daemon = home.start();
     let token = home.session_token();
     run(home.latchd(&[]), &[])
-        .assert_code(1)
+        .assert_code(2)
         .assert_stderr_has("already running");
     assert_eq!(
         home.session_token(),
@@ -879,7 +881,7 @@ fn latchd_refuses_a_busy_an_unsafe_or_a_corrupt_home() {
     let open = Home::new();
     std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     run(open.latchd(&[]), &[])
-        .assert_code(1)
+        .assert_code(2)
         .assert_stderr_has("chmod 700");
     assert!(!open.socket().exists());
 
@@ -889,7 +891,7 @@ fn latchd_refuses_a_busy_an_unsafe_or_a_corrupt_home() {
     let auth = corrupt.join(".storage/auth");
     write_file(&auth, "{\"version\": 1, \"key\": \"auth\", \"data\": {");
     run(corrupt.latchd(&[]), &[])
-        .assert_code(1)
+        .assert_code(2)
         .assert_stderr_has(&auth.display().to_string());
     assert_eq!(
         std::fs::read_to_string(&auth).unwrap(),

@@ -334,7 +334,7 @@ pub(crate) fn open_manager(
     AuthManager::from_config(store, config, options(clock, throttle)).unwrap()
 }
 
-fn options(clock: &Arc<FixedClock>, throttle: ThrottleConfig) -> ManagerOptions {
+pub(crate) fn options(clock: &Arc<FixedClock>, throttle: ThrottleConfig) -> ManagerOptions {
     ManagerOptions {
         clock: Arc::clone(clock) as Arc<dyn Clock>,
         throttle,

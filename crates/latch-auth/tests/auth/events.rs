@@ -172,7 +172,7 @@ async fn event_names_are_home_assistants() {
         .await
         .unwrap();
     let names: Vec<_> = drain(&mut rx).iter().map(AuthEvent::name).collect();
-    assert_eq!(names, ["user_added", "user_updated"]);
+    assert_eq!(names, ["user_added", "credential_added", "user_updated"]);
 }
 
 #[tokio::test]
@@ -236,8 +236,25 @@ async fn no_event_or_outcome_shows_a_secret() {
         llat_access.token.clone(),
     ];
     let events = drain(&mut rx);
-    assert_eq!(events.len(), 8, "{events:?}");
+    let names: Vec<&str> = events.iter().map(AuthEvent::name).collect();
+    assert_eq!(
+        names,
+        [
+            "user_added",
+            "credential_added",
+            "mfa_enabled",
+            "login_failed",
+            "login_failed",
+            "refresh_token_created",
+            "login_succeeded",
+            "refresh_token_created",
+            "refresh_token_revoked",
+            "refresh_token_revoked",
+        ]
+    );
     let mut shown: Vec<String> = events.iter().map(|e| format!("{e:?}")).collect();
+    // The serialised form (what the audit log writes) too.
+    shown.extend(events.iter().map(|e| serde_json::to_string(e).unwrap()));
     shown.push(outcome_debug);
     shown.push(format!("{tokens:?}"));
     shown.push(format!("{fresh:?}"));
@@ -267,5 +284,95 @@ async fn blocked_login_fires_login_failed_with_the_reason() {
             source: lan(),
             reason: "login_blocked".into(),
         }]
+    );
+}
+
+/// Every security-relevant change fires its event with its ids: a password set by an
+/// operator and changed by its owner, a username changed, a credential added and
+/// removed, MFA enabled and disabled, recovery codes regenerated.
+#[tokio::test]
+async fn account_changes_fire_their_events_with_their_fields() {
+    let h = Harness::new();
+    h.onboard().await;
+    let mut rx = h.subscribe();
+    let anne = h.user_with_password("Anne", "anne", "anne-pw").await;
+    let credential = h.manager.password_credential_of(anne.id.as_str()).unwrap();
+    h.manager
+        .set_password(anne.id.as_str(), "set-by-operator")
+        .await
+        .unwrap();
+    h.manager
+        .change_own_password(anne.id.as_str(), "set-by-operator", "anne-own", lan())
+        .await
+        .unwrap();
+    h.manager
+        .change_username(anne.id.as_str(), "annie")
+        .await
+        .unwrap();
+    h.enrol_totp(&anne.id, "totp").await;
+    h.manager
+        .regenerate_recovery_codes(anne.id.as_str(), "totp")
+        .await
+        .unwrap();
+    h.manager
+        .disable_mfa(anne.id.as_str(), "totp")
+        .await
+        .unwrap();
+    // Disabling what is not set up changes nothing and fires nothing.
+    h.manager
+        .disable_mfa(anne.id.as_str(), "totp")
+        .await
+        .unwrap();
+    h.manager
+        .remove_credential(credential.id.as_str())
+        .await
+        .unwrap();
+
+    let events = drain(&mut rx);
+    let user_id = anne.id.clone();
+    let credential_id = credential.id.clone();
+    assert_eq!(
+        events,
+        [
+            AuthEvent::UserAdded {
+                user_id: user_id.clone()
+            },
+            AuthEvent::CredentialAdded {
+                user_id: user_id.clone(),
+                credential_id: credential_id.clone(),
+                provider_type: "homeassistant".into(),
+            },
+            AuthEvent::PasswordSet {
+                user_id: user_id.clone(),
+                credential_id: credential_id.clone(),
+            },
+            AuthEvent::PasswordChanged {
+                user_id: user_id.clone(),
+                credential_id: credential_id.clone(),
+                source: lan(),
+            },
+            AuthEvent::UsernameChanged {
+                user_id: user_id.clone(),
+                credential_id: credential_id.clone(),
+                username: "annie".into(),
+            },
+            AuthEvent::MfaEnabled {
+                user_id: user_id.clone(),
+                module_id: "totp".into(),
+            },
+            AuthEvent::RecoveryCodesRegenerated {
+                user_id: user_id.clone(),
+                module_id: "totp".into(),
+            },
+            AuthEvent::MfaDisabled {
+                user_id: user_id.clone(),
+                module_id: "totp".into(),
+            },
+            AuthEvent::CredentialRemoved {
+                user_id: Some(user_id),
+                credential_id,
+                provider_type: "homeassistant".into(),
+            },
+        ]
     );
 }

@@ -390,7 +390,7 @@ async fn totp_code_used_in_one_login_is_refused_in_the_next() {
     let (second, _) = past_password(&h).await;
     let (_, form) = expect_form(h.post(&second, &[("code", &code)], lan()).await);
 
-    assert_eq!(form.base_error(), Some("invalid_code"));
+    assert_eq!(form.base_error(), Some("code_already_used"));
 }
 
 #[tokio::test]
@@ -417,7 +417,7 @@ async fn setup_code_cannot_be_replayed_at_login() {
     let (flow, _) = past_password(&h).await;
     let setup_code = totp_code(&secret, h.now());
     let (_, form) = expect_form(h.post(&flow, &[("code", &setup_code)], lan()).await);
-    assert_eq!(form.base_error(), Some("invalid_code"));
+    assert_eq!(form.base_error(), Some("code_already_used"));
 }
 
 #[tokio::test]
@@ -577,6 +577,12 @@ async fn choosing_a_module_that_is_not_offered_is_malformed_input() {
         .await;
 
     assert!(matches!(result, Err(AuthError::InputMalformed)));
+    // No choice at all: the form again, with invalid_auth_module (Home Assistant's plain
+    // key is optional).
+    let (_, form) = expect_form(h.post(&flow, &[], lan()).await);
+    assert_eq!(form.step_id, "select_mfa_module");
+    assert_eq!(form.base_error(), Some("invalid_auth_module"));
+    assert!(!form.fields[0].required);
     let (_, form) = expect_form(
         h.post(&flow, &[("multi_factor_auth_module", "totp")], lan())
             .await,

@@ -4,13 +4,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod atomic;
+mod code_flows;
 mod common;
 mod config;
 mod events;
 mod flows;
+mod limits;
+mod own_password;
 mod permissions;
 mod pin;
 mod story;
 mod throttling;
 mod tokens;
 mod users;
+mod work;

@@ -228,3 +228,30 @@ async fn wrong_mfa_codes_count_towards_the_lockout() {
 
     assert_eq!(expect_abort(outcome), AbortReason::TooManyAttempts);
 }
+
+/// A refused attempt names the username as it was typed, not the throttle's key form.
+#[tokio::test(start_paused = true)]
+async fn a_refused_attempt_reports_the_username_as_typed() {
+    let h = harness(tight()).await;
+    lock_out(&h).await;
+    let mut rx = h.subscribe();
+    let elsewhere = Some(ip("10.9.9.9"));
+    let flow = h.start(elsewhere).await;
+    let outcome = h
+        .post(
+            &flow,
+            &[("username", " ANNE "), ("password", PW)],
+            elsewhere,
+        )
+        .await;
+    assert_eq!(expect_abort(outcome), AbortReason::TooManyAttempts);
+    assert_eq!(
+        drain(&mut rx),
+        [AuthEvent::LoginFailed {
+            username: Some(" ANNE ".into()),
+            provider_type: "homeassistant".into(),
+            source: elsewhere,
+            reason: "too_many_attempts".into(),
+        }]
+    );
+}

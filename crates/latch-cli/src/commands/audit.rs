@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::cli::AuditArgs;
 use crate::fail::{Failure, Outcome};
+use crate::ui::escape;
 
 /// File name of the audit log in the home (latch-daemon's `AUDIT_FILE`).
 const AUDIT_FILE: &str = "audit.log";
@@ -105,29 +106,37 @@ impl Filter {
     }
 }
 
+/// One line of the log, as it is (`--json`) or as text; escaped either way (a line
+/// that is valid JSON holds no control character, so only a damaged line changes).
 fn print_line(out: &mut impl io::Write, line: &str, json: bool) {
-    let text = if json { line.to_owned() } else { human(line) };
+    let text = if json {
+        crate::ui::escape_as(line, crate::ui::Escapes::Json).into_owned()
+    } else {
+        escape(&human(line)).into_owned()
+    };
     let _ = writeln!(out, "{text}");
 }
 
 /// `<ts>  <event>  key=value …`; a line that is not a JSON object is shown as it is.
 fn human(line: &str) -> String {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_str(line) else {
-        return line.to_owned();
+        return escape(line).into_owned();
     };
     let get = |k: &str| {
         map.get(k)
             .and_then(serde_json::Value::as_str)
             .unwrap_or("-")
     };
-    let mut text = format!("{:<24}  {:<22}", get("ts"), get("event"));
+    let mut text = format!("{:<24}  {:<22}", escape(get("ts")), escape(get("event")));
     for (k, v) in &map {
         if k == "ts" || k == "event" || v.is_null() {
             continue;
         }
         match v {
-            serde_json::Value::String(s) => text.push_str(&format!(" {k}={s}")),
-            other => text.push_str(&format!(" {k}={other}")),
+            serde_json::Value::String(s) => {
+                text.push_str(&format!(" {}={}", escape(k), escape(s)));
+            }
+            other => text.push_str(&format!(" {}={other}", escape(k))),
         }
     }
     text.trim_end().to_owned()
@@ -223,6 +232,26 @@ mod tests {
         assert!(text.contains("login_failed"), "{text}");
         assert!(text.ends_with("username=bob reason=invalid_auth"), "{text}");
         assert_eq!(human("not json"), "not json");
+    }
+
+    #[test]
+    fn control_characters_in_the_log_are_shown_escaped() {
+        let line = r#"{"ts":"2026-01-02T03:04:05.000Z","event":"login_failed","username":"\u001b[2Jevil\r\nfake\u0007\u009b31m","reason":"invalid_auth"}"#;
+        let text = human(line);
+        assert!(
+            text.contains(r"username=\x1b[2Jevil\r\nfake\x07\u{9b}31m"),
+            "{text}"
+        );
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        // A damaged line that is not JSON is escaped too.
+        assert_eq!(human("bad\u{1b}[0m line"), r"bad\x1b[0m line");
+        // With --json the line stays JSON, C1 controls written as JSON escapes.
+        let mut out = Vec::new();
+        print_line(&mut out, "{\"username\":\"a\u{9b}b\"}", true);
+        let printed = String::from_utf8(out).unwrap();
+        assert_eq!(printed, "{\"username\":\"a\\u009bb\"}\n");
+        let back: serde_json::Value = serde_json::from_str(&printed).unwrap();
+        assert_eq!(back["username"], "a\u{9b}b");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `latch login USER`: the real login flow, as a browser would run it.
 
 use latch_client::protocol::{
-    FieldKind, FlowForm, FlowState, FormInput, Handler, IssuedTokens, Sensitive,
+    FieldKind, FlowForm, FlowState, FormInput, Handler, IssuedTokens, Sensitive, ThrottleState,
+    Timestamp,
 };
 use serde_json::json;
 
@@ -30,6 +31,12 @@ pub(crate) async fn run(ctx: &mut Ctx, args: LoginArgs) -> Outcome {
     loop {
         let form = match state {
             FlowState::Form(form) => form,
+            FlowState::Abort { reason, .. } if reason == "too_many_attempts" => {
+                return Err(Failure::Denied(format!(
+                    "login failed: {}",
+                    lockout_text(ctx, &args.user).await
+                )));
+            }
             FlowState::Abort { reason, .. } => {
                 return Err(Failure::Denied(format!(
                     "login failed: {}",
@@ -56,6 +63,7 @@ pub(crate) async fn run(ctx: &mut Ctx, args: LoginArgs) -> Outcome {
             code_attempts += 1;
         }
         let input = fill(ctx, &form, &args, &mut password)?;
+        announce_throttle(ctx, &args.user).await;
         state = match ctx.client.login_continue(&form.flow_id, input, None).await {
             Ok(next) => next,
             Err(e) => {
@@ -149,7 +157,7 @@ async fn done(ctx: &Ctx, args: &LoginArgs, tokens: &IssuedTokens) -> Outcome {
     let user = ctx.client.get_user(&tokens.user_id).await.ok();
     let name = user
         .as_ref()
-        .map_or_else(|| tokens.user_id.clone(), |u| u.display_name().to_owned());
+        .map_or_else(|| tokens.user_id.clone(), |u| ui::name(u).into_owned());
     if ctx.json {
         let mut value = json!({
             "user_id": tokens.user_id,
@@ -185,11 +193,75 @@ async fn done(ctx: &Ctx, args: &LoginArgs, tokens: &IssuedTokens) -> Outcome {
     Ok(())
 }
 
+/// Says so before an attempt that latchd will hold back or refuse: a throttled login
+/// would otherwise wait in silence.
+async fn announce_throttle(ctx: &Ctx, username: &str) {
+    let Ok(state) = ctx.client.login_throttle(Some(username), None).await else {
+        return;
+    };
+    if let Some((key, until)) = &state.locked_out {
+        ui::note(format!(
+            "latch: {key} is locked out until {}: this attempt will be refused",
+            until_text(*until)
+        ));
+    } else if state.delay_ms > 0 {
+        ui::note(format!(
+            "latch: after repeated failed logins latchd holds this attempt for {} before \
+             checking it…",
+            duration_text(state.delay_ms)
+        ));
+    }
+}
+
+/// Why a login was refused by a lockout, with when it ends.
+async fn lockout_text(ctx: &Ctx, username: &str) -> String {
+    match ctx.client.login_throttle(Some(username), None).await {
+        Ok(ThrottleState {
+            locked_out: Some((key, until)),
+            ..
+        }) => format!(
+            "too many failed attempts: {key} is locked out until {}; an operator can lift \
+             it with `latch lockouts --clear {key}`",
+            until_text(until)
+        ),
+        _ => reason_text("too_many_attempts"),
+    }
+}
+
+/// A lockout's end: the time, and how far off it is.
+fn until_text(until: Timestamp) -> String {
+    let left = until
+        .to_datetime()
+        .map(|t| (t - chrono::Utc::now()).num_seconds().max(0))
+        .unwrap_or(0);
+    let left = u64::try_from(left).unwrap_or(0);
+    format!(
+        "{} (in {})",
+        ui::time_text(Some(until)),
+        duration_text(left.saturating_mul(1000))
+    )
+}
+
+/// Milliseconds in words: `800 ms`, `4 s`, `15 min 30 s`, `2 h 5 min`.
+fn duration_text(ms: u64) -> String {
+    let secs = ms.div_ceil(1000);
+    match secs {
+        _ if ms < 1000 => format!("{ms} ms"),
+        0..60 => format!("{secs} s"),
+        60..3600 if secs.is_multiple_of(60) => format!("{} min", secs / 60),
+        60..3600 => format!("{} min {} s", secs / 60, secs % 60),
+        _ => format!("{} h {} min", secs / 3600, secs / 60 % 60),
+    }
+}
+
 /// A flow error or abort reason, in words.
 fn reason_text(key: &str) -> String {
     match key {
         "invalid_auth" => "wrong username or password".to_owned(),
         "invalid_code" => "wrong code".to_owned(),
+        "code_already_used" => {
+            "that code was already used (codes work once): wait for the next one".to_owned()
+        }
         "login_expired" => "the login took too long; start again".to_owned(),
         "too_many_retry" => "too many wrong codes".to_owned(),
         "too_many_attempts" => {
@@ -201,5 +273,20 @@ fn reason_text(key: &str) -> String {
         }
         "not_allowed" => "this user may not log in from here".to_owned(),
         other => other.replace('_', " "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_words() {
+        assert_eq!(duration_text(800), "800 ms");
+        assert_eq!(duration_text(1000), "1 s");
+        assert_eq!(duration_text(4_000), "4 s");
+        assert_eq!(duration_text(900_000), "15 min");
+        assert_eq!(duration_text(930_000), "15 min 30 s");
+        assert_eq!(duration_text(7_500_000), "2 h 5 min");
     }
 }

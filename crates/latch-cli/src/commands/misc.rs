@@ -25,13 +25,18 @@ pub(crate) async fn status(options: ClientOptions, json: bool) -> Outcome {
         Ok(ok) => ok,
         Err(e) => {
             if json {
+                let failure = Failure::from(e);
                 let (socket, token) = options.resolve_paths().unwrap_or_default();
                 ui::json(&json!({
                     "running": false,
                     "socket": socket.display().to_string(),
                     "token_file": token.display().to_string(),
-                    "error": e.to_string(),
+                    "error": crate::fail::error_object(
+                        failure.code(),
+                        &failure.message().unwrap_or_default(),
+                    ),
                 }));
+                return Err(Failure::Silent(failure.exit_code()));
             }
             return Err(e.into());
         }
@@ -46,34 +51,52 @@ pub(crate) async fn status(options: ClientOptions, json: bool) -> Outcome {
     }
     let mut t = comfy_table::Table::new();
     t.load_style(comfy_table::presets::NOTHING);
-    t.add_row(vec![
-        "latchd".to_owned(),
-        format!("running, version {}", status.version),
-    ]);
-    t.add_row(vec!["pid".to_owned(), status.pid.to_string()]);
-    t.add_row(vec!["uptime".to_owned(), uptime(status.uptime_secs)]);
-    t.add_row(vec![
-        "protocol".to_owned(),
-        status.protocol_version.to_string(),
-    ]);
-    t.add_row(vec!["home".to_owned(), status.home.clone()]);
-    t.add_row(vec![
-        "socket".to_owned(),
-        client.socket_path().display().to_string(),
-    ]);
-    t.add_row(vec![
-        "onboarded".to_owned(),
-        if status.onboarded {
-            "yes".to_owned()
-        } else {
-            "no (run `latch onboard`)".to_owned()
-        },
-    ]);
-    t.add_row(vec!["users".to_owned(), status.user_count.to_string()]);
-    t.add_row(vec![
-        "refresh tokens".to_owned(),
-        status.refresh_token_count.to_string(),
-    ]);
+    ui::add_row(
+        &mut t,
+        vec![
+            "latchd".to_owned(),
+            format!("running, version {}", status.version),
+        ],
+    );
+    ui::add_row(&mut t, vec!["pid".to_owned(), status.pid.to_string()]);
+    ui::add_row(
+        &mut t,
+        vec!["uptime".to_owned(), uptime(status.uptime_secs)],
+    );
+    ui::add_row(
+        &mut t,
+        vec!["protocol".to_owned(), status.protocol_version.to_string()],
+    );
+    ui::add_row(&mut t, vec!["home".to_owned(), status.home.clone()]);
+    ui::add_row(
+        &mut t,
+        vec![
+            "socket".to_owned(),
+            client.socket_path().display().to_string(),
+        ],
+    );
+    ui::add_row(
+        &mut t,
+        vec![
+            "onboarded".to_owned(),
+            if status.onboarded {
+                "yes".to_owned()
+            } else {
+                "no (run `latch onboard`)".to_owned()
+            },
+        ],
+    );
+    ui::add_row(
+        &mut t,
+        vec!["users".to_owned(), status.user_count.to_string()],
+    );
+    ui::add_row(
+        &mut t,
+        vec![
+            "refresh tokens".to_owned(),
+            status.refresh_token_count.to_string(),
+        ],
+    );
     ui::out(t);
     Ok(())
 }
@@ -122,7 +145,7 @@ pub(crate) async fn onboard(ctx: &mut Ctx, args: OnboardArgs) -> Outcome {
     } else {
         ui::out(format!(
             "onboarded: {} is the owner (username {username}, user {})",
-            owner.display_name(),
+            ui::name(&owner),
             owner.id
         ));
     }
@@ -165,7 +188,7 @@ pub(crate) async fn check(ctx: &Ctx, args: CheckArgs) -> Outcome {
         ui::out(format!(
             "{}: {} may {}{} {}",
             if allowed { "allowed" } else { "denied" },
-            user.display_name(),
+            ui::name(&user),
             if allowed { "" } else { "not " },
             key,
             args.entity

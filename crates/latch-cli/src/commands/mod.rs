@@ -8,8 +8,9 @@ pub(crate) mod token;
 pub(crate) mod user;
 
 use clap::CommandFactory as _;
+use latch_client::protocol::ErrorCode;
 use latch_client::protocol::UserInfo;
-use latch_client::{Client, ClientOptions};
+use latch_client::{Client, ClientError, ClientOptions};
 
 use crate::cli::{Cli, Command, GroupCommand, PasswordCommand};
 use crate::fail::{Failure, Outcome};
@@ -75,72 +76,42 @@ pub(crate) async fn run(cli: Cli) -> Outcome {
 }
 
 impl Ctx {
-    /// Finds a user by id, else by username (case-insensitive), else by a display name
-    /// that only one user has.
+    /// Finds a user directly: by id, else by username (compared as Home Assistant
+    /// compares usernames), else by a display name that only one user has. Each step is
+    /// one lookup in the daemon, whatever the number of users.
     pub(crate) async fn resolve_user(&self, user: &str) -> Result<UserInfo, Failure> {
-        let users = self.client.list_users().await?;
-        find_user(users, user).ok_or_else(|| {
+        let wanted = user.trim();
+        let not_found = || {
             Failure::NotFound(format!(
-                "no user with id or username {user:?} (see `latch user list`)"
+                "no user with id, username or name \"{}\" (see `latch user list`)",
+                crate::ui::escape(user)
             ))
-        })
-    }
-}
-
-fn find_user(users: Vec<UserInfo>, wanted: &str) -> Option<UserInfo> {
-    let wanted_trimmed = wanted.trim();
-    let lower = wanted_trimmed.to_lowercase();
-    if let Some(i) = users.iter().position(|u| u.id == wanted_trimmed) {
-        return users.into_iter().nth(i);
-    }
-    if let Some(i) = users.iter().position(|u| {
-        u.username
-            .as_deref()
-            .is_some_and(|n| n.to_lowercase() == lower)
-    }) {
-        return users.into_iter().nth(i);
-    }
-    let mut by_name = users
-        .into_iter()
-        .filter(|u| u.name.as_deref() == Some(wanted_trimmed));
-    match (by_name.next(), by_name.next()) {
-        (Some(only), None) => Some(only),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn user(id: &str, name: &str, username: Option<&str>) -> UserInfo {
-        UserInfo {
-            id: id.into(),
-            name: Some(name.into()),
-            username: username.map(Into::into),
-            is_owner: false,
-            is_active: true,
-            is_admin: false,
-            local_only: false,
-            system_generated: false,
-            group_ids: vec![],
-            credentials: vec![],
-            mfa_modules: vec![],
+        };
+        if wanted.is_empty() {
+            return Err(not_found());
         }
-    }
-
-    #[test]
-    fn users_are_found_by_id_then_username_then_unique_name() {
-        let users = vec![
-            user("a1", "Paulus", Some("paulus")),
-            user("b2", "Anne", Some("anne")),
-            user("c3", "Twin", None),
-            user("d4", "Twin", None),
-        ];
-        assert_eq!(find_user(users.clone(), "b2").unwrap().id, "b2");
-        assert_eq!(find_user(users.clone(), "PAULUS").unwrap().id, "a1");
-        assert_eq!(find_user(users.clone(), "Anne").unwrap().id, "b2");
-        assert!(find_user(users.clone(), "Twin").is_none());
-        assert!(find_user(users, "nobody").is_none());
+        match self.client.get_user(wanted).await {
+            Err(ClientError::Api {
+                code: ErrorCode::UserNotFound,
+                ..
+            }) => {}
+            found => return Ok(found?),
+        }
+        match self.client.get_user_by_username(wanted).await {
+            Err(ClientError::Api {
+                code: ErrorCode::UserNotFound,
+                ..
+            }) => {}
+            found => return Ok(found?),
+        }
+        let mut named = self.client.find_users_by_name(wanted, 2).await?;
+        match named.len() {
+            1 => Ok(named.remove(0)),
+            0 => Err(not_found()),
+            _ => Err(Failure::Usage(format!(
+                "more than one user is named \"{}\": name the user by id or username",
+                crate::ui::escape(wanted)
+            ))),
+        }
     }
 }

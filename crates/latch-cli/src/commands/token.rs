@@ -19,7 +19,7 @@ pub(crate) async fn run(ctx: &mut Ctx, cmd: TokenCommand) -> Outcome {
                     tokens.iter().map(ui::token_json).collect(),
                 ));
             } else if tokens.is_empty() {
-                ui::out(format!("{} has no tokens", user.display_name()));
+                ui::out(format!("{} has no tokens", ui::name(&user)));
             } else {
                 ui::out(ui::tokens_table(&tokens));
             }
@@ -29,12 +29,31 @@ pub(crate) async fn run(ctx: &mut Ctx, cmd: TokenCommand) -> Outcome {
         TokenCommand::Refresh {
             refresh_token,
             client_id,
+            no_client_id,
         } => {
             let refresh_token = argument_or_stdin(&refresh_token, "the refresh token")?;
-            let access = ctx
+            let client_id = (!no_client_id).then_some(client_id.as_str());
+            let access = match ctx
                 .client
-                .refresh(refresh_token.expose(), client_id.as_deref(), None)
-                .await?;
+                .refresh(refresh_token.expose(), client_id, None)
+                .await
+            {
+                Ok(access) => access,
+                Err(ClientError::Api {
+                    code: ErrorCode::InvalidRequest,
+                    message,
+                }) if message.starts_with("client id does not match") => {
+                    let asked = client_id.map_or_else(
+                        || "no client id (--no-client-id)".to_owned(),
+                        |id| format!("client id {id:?}"),
+                    );
+                    return Err(Failure::Usage(format!(
+                        "{message}; it was refreshed with {asked}: pass --client-id with the \
+                         client it was issued to, or --no-client-id"
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
             if ctx.json {
                 ui::json(&json!({
                     "access_token": access.access_token.expose(),
@@ -86,7 +105,7 @@ pub(crate) async fn run(ctx: &mut Ctx, cmd: TokenCommand) -> Outcome {
                 ui::note(format!(
                     "long-lived token {name:?} for {} (refresh token id {}), valid {days} days; \
                      it is shown only now, store it somewhere safe:",
-                    user.display_name(),
+                    ui::name(&user),
                     token.refresh_token_id
                 ));
                 ui::out(token.access_token.expose());
@@ -124,7 +143,10 @@ async fn validate(ctx: &Ctx, token: &str) -> Outcome {
             message,
         }) => {
             if ctx.json {
-                ui::json(&json!({ "valid": false, "error": code.as_str(), "message": message }));
+                ui::json(&json!({
+                    "valid": false,
+                    "error": crate::fail::error_object(code.as_str(), &message),
+                }));
             } else {
                 ui::out(format!("invalid: {message}"));
             }

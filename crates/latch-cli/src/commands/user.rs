@@ -42,11 +42,11 @@ pub(crate) async fn run(ctx: &mut Ctx, cmd: UserCommand) -> Outcome {
             if ctx.json {
                 ui::json(&json!({ "user_id": user.id, "group_ids": user.group_ids }));
             } else if user.group_ids.is_empty() {
-                ui::out(format!("{} is in no group", user.display_name()));
+                ui::out(format!("{} is in no group", ui::name(&user)));
             } else {
                 ui::out(format!(
                     "{} is in: {}",
-                    user.display_name(),
+                    ui::name(&user),
                     user.group_ids.join(", ")
                 ));
             }
@@ -59,7 +59,7 @@ fn done(ctx: &Ctx, what: &str, user: &UserInfo) {
     if ctx.json {
         ui::json(&json!({ "user_id": user.id, "result": what }));
     } else {
-        ui::out(format!("{what} user {} ({})", user.display_name(), user.id));
+        ui::out(format!("{what} user {} ({})", ui::name(user), user.id));
     }
 }
 
@@ -128,7 +128,7 @@ async fn add(ctx: &mut Ctx, args: UserAddArgs) -> Outcome {
                 if !rolled_back {
                     ui::note(format!(
                         "latch: user {} ({}) was created but has no password; remove it with `latch user remove {}`",
-                        user.display_name(),
+                        ui::name(&user),
                         user.id,
                         user.id
                     ));
@@ -147,7 +147,7 @@ async fn add(ctx: &mut Ctx, args: UserAddArgs) -> Outcome {
             .unwrap_or_default();
         ui::out(format!(
             "added user {} ({}{login}, groups: {})",
-            user.display_name(),
+            ui::name(&user),
             user.id,
             if user.group_ids.is_empty() {
                 "none".to_owned()
@@ -170,7 +170,7 @@ pub(crate) async fn set_password(
     if user.system_generated {
         return Err(Failure::Usage(format!(
             "{} is a system user: it cannot have a password",
-            user.display_name()
+            ui::name(&user)
         )));
     }
     let username = match (&user.username, new_username) {
@@ -178,14 +178,14 @@ pub(crate) async fn set_password(
         (Some(existing), Some(_)) => {
             return Err(Failure::Usage(format!(
                 "{} already logs in as {existing}: leave out --username to change the password",
-                user.display_name()
+                ui::name(&user)
             )));
         }
         (None, Some(wanted)) => normalize_username(wanted)?,
         (None, None) => {
             return Err(Failure::Usage(format!(
                 "{} ({}) has no username and password login yet: pass --username to create one",
-                user.display_name(),
+                ui::name(&user),
                 user.id
             )));
         }
@@ -205,7 +205,7 @@ pub(crate) async fn set_password(
     } else {
         ui::out(format!(
             "password set for {} (username {username})",
-            user.display_name()
+            ui::name(&user)
         ));
     }
     Ok(())

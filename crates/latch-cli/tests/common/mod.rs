@@ -20,16 +20,25 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start() -> Self {
+        Self::start_with(DaemonConfig {
+            shutdown_grace_secs: 2,
+            ..DaemonConfig::default()
+        })
+    }
+
+    /// A daemon configured by `latch.toml` text.
+    pub fn start_with_toml(text: &str) -> Self {
+        let config = DaemonConfig::from_toml(text, Path::new("latch.toml")).unwrap();
+        Self::start_with(config)
+    }
+
+    pub fn start_with(config: DaemonConfig) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
         let home = tempfile::tempdir().unwrap();
-        let config = DaemonConfig {
-            shutdown_grace_secs: 2,
-            ..DaemonConfig::default()
-        };
         let handle = runtime
             .block_on(latch_daemon::start(DaemonOptions::new(home.path(), config)))
             .unwrap();

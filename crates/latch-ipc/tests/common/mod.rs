@@ -186,3 +186,85 @@ pub fn req(id: u64, body: &str) -> Req {
         body: body.to_owned(),
     }
 }
+
+/// The uid a listener of "another user" runs as (`nobody`).
+pub const OTHER_UID: u32 = 65_534;
+
+/// Binds `<dir>/latch.sock` from a thread that runs as `uid` (Linux keeps credentials per
+/// thread at the system-call level, and rustix changes only the calling thread's), so
+/// the kernel reports `uid` as the listener's. The thread accepts one connection and
+/// sends how many bytes it received before the peer closed it. `dir` is given to `uid`.
+/// Needs root.
+#[cfg(target_os = "linux")]
+pub fn listen_as(
+    uid: u32,
+    dir: &Path,
+) -> (
+    std::path::PathBuf,
+    std::sync::mpsc::Receiver<std::io::Result<usize>>,
+) {
+    use rustix::thread::{Gid, Uid, set_thread_groups, set_thread_res_gid, set_thread_res_uid};
+    use std::io::Read as _;
+    std::os::unix::fs::chown(dir, Some(uid), Some(uid)).unwrap();
+    let socket = dir.join("latch.sock");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let path = socket.clone();
+    std::thread::spawn(move || {
+        let listen = || -> std::io::Result<std::os::unix::net::UnixListener> {
+            let (gid, uid) = (Gid::from_raw(uid), Uid::from_raw(uid));
+            set_thread_groups(&[])?;
+            set_thread_res_gid(gid, gid, gid)?;
+            set_thread_res_uid(uid, uid, uid)?;
+            std::os::unix::net::UnixListener::bind(&path)
+        };
+        let listener = match listen() {
+            Ok(listener) => listener,
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+                return;
+            }
+        };
+        let _ = ready_tx.send(Ok(()));
+        let received = listener.accept().and_then(|(mut conn, _)| {
+            let mut bytes = Vec::new();
+            conn.read_to_end(&mut bytes).map(|_| bytes.len())
+        });
+        let _ = done_tx.send(received);
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the listener thread did not start")
+        .expect("cannot listen as another uid");
+    (socket, done_rx)
+}
+
+/// Binds `<dir>/latch.sock` as this process, accepts one connection and sends how many
+/// bytes it received before the peer closed it.
+pub fn listen_here(
+    dir: &Path,
+) -> (
+    std::path::PathBuf,
+    std::sync::mpsc::Receiver<std::io::Result<usize>>,
+) {
+    use std::io::Read as _;
+    let socket = dir.join("latch.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let received = listener.accept().and_then(|(mut conn, _)| {
+            let mut bytes = Vec::new();
+            conn.read_to_end(&mut bytes).map(|_| bytes.len())
+        });
+        let _ = done_tx.send(received);
+    });
+    (socket, done_rx)
+}
+
+/// Writes a token file for `token`, mode `mode`.
+#[cfg(unix)]
+pub fn write_token_with_mode(path: &Path, token: &latch_ipc::token::SessionToken, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    latch_ipc::token::write_token_file(path, token).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}

@@ -6,10 +6,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use latch_protocol::{
     AccessToken, ApiError, CredentialInfo, DaemonStatus, ErrorCode, Event, EventKind, Field,
-    FieldKind, FlowForm, FlowState, GroupInfo, Handler, IssuedTokens, LockoutInfo, LockoutKey,
-    LongLivedToken, MfaModuleInfo, PermissionKey, ProviderInfo, Request, Response, Sensitive,
-    ServerFrame, SetupFlowState, Subject, Timestamp, TokenInfo, TokenType, UserInfo, UserSummary,
-    ValidatedToken,
+    FieldKind, FlowForm, FlowRefusal, FlowState, GrantOutcome, GrantRefusal, GroupInfo, Handler,
+    HttpFlow, HttpFlowStep, InputRejection, IssuedTokens, LockoutInfo, LockoutKey, LoginProviders,
+    LongLivedToken, MfaModuleInfo, Page, PermissionKey, ProviderInfo, Request, Response, Sensitive,
+    ServerFrame, SetupFlowState, Subject, ThrottleState, Timestamp, TokenInfo, TokenType, UserInfo,
+    UserSummary, ValidatedToken,
 };
 
 /// The marker every sample secret contains.
@@ -182,6 +183,68 @@ pub(crate) fn requests() -> Vec<Request> {
         },
         Request::subscribe_all(),
         Request::Unsubscribe,
+        Request::ChangeOwnPasswordFrom {
+            access_token: secret("jwt"),
+            current_password: secret("old-password"),
+            new_password: secret("new-password"),
+            remote_ip: Some(IpAddr::V4(Ipv4Addr::new(192, 168, 1, 20))),
+        },
+        Request::ListUsersPage {
+            after: None,
+            limit: 500,
+        },
+        Request::ListUsersPage {
+            after: Some(s("0f3a")),
+            limit: 20,
+        },
+        Request::GetUserByUsername {
+            username: s(" Paulus "),
+        },
+        Request::FindUsersByName {
+            name: s("Paulus"),
+            limit: 2,
+        },
+        Request::ListTokensPage {
+            user_id: s("u1"),
+            after: Some(s("rt1")),
+            limit: 100,
+        },
+        Request::ListLockoutsPage {
+            after: None,
+            limit: 50,
+        },
+        Request::LoginThrottle {
+            username: Some(s("paulus")),
+            ip_address: ip4(),
+        },
+        Request::HttpProviders { ip_address: ip4() },
+        Request::HttpLoginStart {
+            handler: Handler::new("homeassistant"),
+            client_id: s("https://example.com/app"),
+            redirect_uri: s("https://example.com/app/callback"),
+            ip_address: ip6(),
+            code_challenge: Some(s("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")),
+        },
+        Request::HttpLoginContinue {
+            flow_id: s("f0f0"),
+            input: vec![(s("code"), secret("totp"))],
+            ip_address: None,
+        },
+        Request::HttpLoginAuthorize {
+            flow_id: s("f0f0"),
+            redirect_uri_allowed: true,
+        },
+        Request::ExchangeCode {
+            client_id: s("https://example.com/app"),
+            code: secret("code"),
+            code_verifier: Some(secret("verifier")),
+            remote_ip: ip4(),
+        },
+        Request::RefreshGrant {
+            refresh_token: secret("refresh"),
+            client_id: None,
+            remote_ip: ip6(),
+        },
     ]
 }
 
@@ -370,6 +433,93 @@ pub(crate) fn responses() -> Vec<Response> {
         Response::Done,
         Response::Subscribed,
         Response::Unsubscribed,
+        Response::UserPage(Page {
+            items: vec![user()],
+            next: Some(s("u1")),
+        }),
+        Response::TokenPage(Page {
+            items: vec![],
+            next: None,
+        }),
+        Response::LockoutPage(Page {
+            items: vec![LockoutInfo {
+                key: LockoutKey::Username(s("paulus")),
+                failures: 3,
+                locked_until: None,
+            }],
+            next: None,
+        }),
+        Response::Throttle(ThrottleState {
+            delay_ms: 4_000,
+            locked_out: Some((
+                LockoutKey::Username(s("paulus")),
+                Timestamp(1_700_000_900_000_000),
+            )),
+        }),
+        Response::LoginProviders(LoginProviders {
+            onboarded: true,
+            local: false,
+            providers: vec![ProviderInfo {
+                handler: Handler::new("homeassistant"),
+                name: s("Home Assistant Local"),
+            }],
+        }),
+        Response::HttpFlow(HttpFlow {
+            flow_id: s("f0f0"),
+            handler: Handler::new("homeassistant"),
+            step: HttpFlowStep::Form(form()),
+        }),
+        Response::HttpFlow(HttpFlow {
+            flow_id: s("f0f0"),
+            handler: Handler::with_id("trusted_networks", "lan"),
+            step: HttpFlowStep::Abort {
+                reason: s("not_allowed"),
+            },
+        }),
+        Response::HttpFlow(HttpFlow {
+            flow_id: s("f0f0"),
+            handler: Handler::new("homeassistant"),
+            step: HttpFlowStep::CheckRedirect {
+                client_id: s("https://example.com/app"),
+                redirect_uri: s("https://other.example/cb"),
+            },
+        }),
+        Response::HttpFlow(HttpFlow {
+            flow_id: s("f0f0"),
+            handler: Handler::new("homeassistant"),
+            step: HttpFlowStep::Code(secret("code")),
+        }),
+        Response::HttpFlow(HttpFlow {
+            flow_id: s("f0f0"),
+            handler: Handler::new("homeassistant"),
+            step: HttpFlowStep::Refused(FlowRefusal::LoginBlocked(s("User is not active"))),
+        }),
+        Response::HttpFlow(HttpFlow {
+            flow_id: s("f0f0"),
+            handler: Handler::new("homeassistant"),
+            step: HttpFlowStep::Refused(FlowRefusal::InvalidRedirectUri),
+        }),
+        Response::HttpFlow(HttpFlow {
+            flow_id: s("f0f0"),
+            handler: Handler::new("homeassistant"),
+            step: HttpFlowStep::Rejected(InputRejection::IpChanged),
+        }),
+        Response::Grant(GrantOutcome::Issued(IssuedTokens {
+            user_id: s("u1"),
+            refresh_token_id: s("rt1"),
+            refresh_token: secret("refresh"),
+            access_token: secret("access"),
+            expires_in: 1800,
+            provider_type: s("homeassistant"),
+        })),
+        Response::Grant(GrantOutcome::Refreshed(AccessToken {
+            access_token: secret("access"),
+            expires_in: 1800,
+        })),
+        Response::Grant(GrantOutcome::Refused(GrantRefusal::InvalidCode)),
+        Response::Grant(GrantOutcome::Refused(GrantRefusal::AccessDenied(s(
+            "Not in trusted_networks",
+        )))),
     ]
 }
 
