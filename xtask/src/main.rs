@@ -81,6 +81,14 @@ fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
+/// `cargo` for the CI steps: no incremental caches, which a one-shot build never reads
+/// back and which take gigabytes of disk across the workspace's test binaries.
+fn ci_cargo() -> Command {
+    let mut command = cargo();
+    command.env("CARGO_INCREMENTAL", "0");
+    command
+}
+
 struct Step {
     name: &'static str,
     command: Command,
@@ -89,14 +97,14 @@ struct Step {
 fn ci(root: &Path) -> Result<()> {
     let mut steps = Vec::new();
 
-    let mut fmt = cargo();
+    let mut fmt = ci_cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     steps.push(Step {
         name: "fmt",
         command: fmt,
     });
 
-    let mut clippy = cargo();
+    let mut clippy = ci_cargo();
     clippy.args([
         "clippy",
         "--workspace",
@@ -112,21 +120,21 @@ fn ci(root: &Path) -> Result<()> {
     });
 
     // The end-to-end tests start the real `latchd` and `latch` binaries.
-    let mut build = cargo();
+    let mut build = ci_cargo();
     build.args(["build", "--workspace", "--bins", "--quiet"]);
     steps.push(Step {
         name: "build",
         command: build,
     });
 
-    let mut test = cargo();
+    let mut test = ci_cargo();
     test.args(["test", "--workspace", "--no-fail-fast"]);
     steps.push(Step {
         name: "test",
         command: test,
     });
 
-    let mut doc = cargo();
+    let mut doc = ci_cargo();
     doc.args(["doc", "--workspace", "--no-deps", "--quiet"])
         .env("RUSTDOCFLAGS", "-D warnings");
     steps.push(Step {
