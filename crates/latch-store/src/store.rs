@@ -1281,6 +1281,23 @@ impl Writer {
     /// messages that arrive meanwhile are queued in order.
     fn wait_for_job(&mut self) {
         while self.job.is_some() {
+            // The job's message may already be off the channel, queued behind the
+            // message being handled (a close that arrived just before the job ended):
+            // waiting on the channel for it would wait forever.
+            if let Some(at) = self
+                .queue
+                .iter()
+                .position(|m| matches!(m, Msg::JobCheckpoint(..) | Msg::JobDone(_)))
+            {
+                match self.queue.remove(at) {
+                    Some(Msg::JobCheckpoint(frame, reply)) => {
+                        self.journal_checkpoint(frame, &reply)
+                    }
+                    Some(Msg::JobDone(outcome)) => self.job_done(outcome),
+                    _ => {}
+                }
+                continue;
+            }
             match self.rx.recv() {
                 Ok(Msg::JobCheckpoint(frame, reply)) => self.journal_checkpoint(frame, &reply),
                 Ok(Msg::JobDone(outcome)) => self.job_done(outcome),

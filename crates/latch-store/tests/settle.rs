@@ -374,3 +374,107 @@ fn a_clean_close_while_a_rewrite_runs_waits_for_it() {
     drop(store);
     assert_eq!(open(dir.path()).users().len(), 50);
 }
+
+/// A gate a fault hook can hold a thread at until the test opens it.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<(bool, bool)>, // (someone is held, open)
+    changed: std::sync::Condvar,
+}
+
+impl Gate {
+    fn hold(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.0 = true;
+        self.changed.notify_all();
+        while !s.1 {
+            s = self.changed.wait(s).unwrap();
+        }
+    }
+    fn wait_held(&self) {
+        let mut s = self.state.lock().unwrap();
+        while !s.0 {
+            let (next, timeout) = self
+                .changed
+                .wait_timeout(s, Duration::from_secs(30))
+                .unwrap();
+            assert!(!timeout.timed_out(), "the hooked thread never arrived");
+            s = next;
+        }
+    }
+    fn open(&self) {
+        self.state.lock().unwrap().1 = true;
+        self.changed.notify_all();
+    }
+}
+
+/// The writer takes every queued message off its channel at once; a close that arrives
+/// just before the rewrite's "done" is handled first and must find that "done" in its
+/// own queue, not wait on the channel for it forever (seen as a hung daemon shutdown).
+#[test]
+fn a_close_queued_just_before_a_rewrite_ends_does_not_wait_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let job_gate = Arc::new(Gate::default());
+    let writer_gate = Arc::new(Gate::default());
+    let hold_writer = Arc::new(AtomicBool::new(false));
+    let job_synced = Arc::new(AtomicBool::new(false));
+    let (jg, wg, hw, js) = (
+        Arc::clone(&job_gate),
+        Arc::clone(&writer_gate),
+        Arc::clone(&hold_writer),
+        Arc::clone(&job_synced),
+    );
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            snapshot_delay: Some(Duration::ZERO),
+            fault_hook: Some(Arc::new(move |step| {
+                match step {
+                    WriteStep::SnapshotTempWrite(_) => jg.hold(),
+                    WriteStep::DirSync => js.store(true, Ordering::SeqCst),
+                    WriteStep::JournalWrite if hw.swap(false, Ordering::SeqCst) => wg.hold(),
+                    _ => {}
+                }
+                Ok(())
+            })),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    // A change starts a rewrite at once; hold it before its files are written.
+    store
+        .commit_blocking(vec![Change::PutUser(user("a"))])
+        .unwrap();
+    job_gate.wait_held();
+    // Hold the writer in its next group commit.
+    hold_writer.store(true, Ordering::SeqCst);
+    let committer = {
+        let store = store.clone();
+        std::thread::spawn(move || store.commit_blocking(vec![Change::PutUser(user("b"))]))
+    };
+    writer_gate.wait_held();
+    // While the writer is held: the close, then the rewrite's end, queue behind it.
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    let closer = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let _ = closed_tx.send(store.close_blocking());
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100)); // the close is on the channel
+    job_gate.open();
+    poll_until(Duration::from_secs(30), "the rewrite synced", || {
+        job_synced.load(Ordering::SeqCst)
+    });
+    std::thread::sleep(Duration::from_millis(100)); // its "done" is on the channel
+    writer_gate.open();
+
+    committer.join().unwrap().unwrap();
+    closed_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the close never returned")
+        .unwrap();
+    closer.join().unwrap();
+    drop(store);
+    assert_eq!(open(dir.path()).users().len(), 2);
+}
