@@ -5,7 +5,8 @@
 //!    claims without trusting them (`jsonwebtoken::decode_header` and
 //!    `jsonwebtoken::dangerous::insecure_decode_claims`);
 //! 2. [`UnverifiedToken::verify_with`] (or [`UnverifiedToken::verify`]) checks the
-//!    signature (`jsonwebtoken::crypto::verify`, constant time) and then the claims with
+//!    signature (HMAC-SHA256 from the key's prepared state, compared in constant time;
+//!    the crate docs say why not `jsonwebtoken::crypto::verify`) and then the claims with
 //!    PyJWT's rules and a 10 s leeway; when no refresh token has that issuer,
 //!    [`UnverifiedToken::reject_unknown_issuer`] does the same work with a dummy key and
 //!    always fails.
@@ -29,8 +30,11 @@
 //!   costs about 0.4 µs, a quarter of a first validation, to learn what the comparison
 //!   of 36 bytes already says; any other header goes through it;
 //! - the reading of the claims as PyJWT's `int()` reads them (floats truncated, integers
-//!   beyond `i64` saturated, booleans and numeric strings refused), from the JSON object
-//!   `jsonwebtoken` decoded.
+//!   beyond `i64` saturated, booleans and numeric strings refused), by `RawClaims`'s own
+//!   `Deserialize`, which `jsonwebtoken::dangerous::insecure_decode_claims` runs on the
+//!   decoded payload: it keeps only what the checks need and builds nothing else (the
+//!   crate docs give the measurement). A unit test holds it to what reading the same
+//!   payload as a `serde_json::Map` gives, errors included.
 //!
 //! Deliberate differences from PyJWT, all stricter and none affecting a token Home
 //! Assistant or latch mints: base64url must be canonical and unpadded (PyJWT skips stray
@@ -38,11 +42,14 @@
 //! segments; the signature must be 32 bytes; `exp`, `iat` and `nbf` must be JSON numbers
 //! (PyJWT's `int()` also takes numeric strings and booleans); any `aud` claim is refused
 //! (PyJWT ignores a falsy one); a null `nbf` is refused (PyJWT raises a `TypeError`);
-//! JSON nesting deeper than 128 is refused.
+//! JSON nesting deeper than 128 is refused, and so is a lone surrogate escape such as
+//! `"\ud800"` in any string (`serde_json` refuses it, `json.loads` reads it).
 //!
-//! A first validation allocates (`jsonwebtoken` decodes into owned buffers and values);
-//! the caller's cache of verified tokens (latch-auth's) is what makes repeat validations
-//! allocation-free.
+//! A first validation allocates twice, both in [`decode`]: `jsonwebtoken`'s buffer for
+//! the decoded payload and the issuer (a third if a payload string has escapes:
+//! `serde_json`'s scratch buffer); verifying with a prepared [`JwtKey`] allocates
+//! nothing (`tests/allocations.rs`). The caller's cache of verified tokens (latch-auth's)
+//! is what makes repeat validations allocation-free.
 
 use std::fmt;
 use std::sync::LazyLock;
@@ -241,8 +248,10 @@ pub fn decode(token: &str) -> Result<UnverifiedToken<'_>, ValidationError> {
     }
     check_header(token, header_b64)?;
     let signature = decode_signature(signature)?;
-    let claims = jsonwebtoken::dangerous::insecure_decode_claims::<RawClaims>(token)
-        .map_err(|e| match e.kind() {
+    let claims =
+        jsonwebtoken::dangerous::insecure_decode_claims::<RawClaims>(token).map_err(|e| match e
+            .kind()
+        {
             ErrorKind::Json(e) if e.classify() == serde_json::error::Category::Data => {
                 ValidationError::PayloadNotObject
             }
