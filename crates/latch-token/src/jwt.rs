@@ -24,7 +24,7 @@ pub const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 /// string) and keep it next to the token, so a validation neither copies nor re-keys:
 /// [`crate::UnverifiedToken::verify_with`] takes it, [`crate::UnverifiedToken::verify`]
 /// builds one per call. A verification clones the keyed state (the inner and outer
-/// SHA-256 states after the padded key, about 200 bytes on the stack) instead of hashing
+/// SHA-256 states after the padded key, a fixed-size value on the stack) instead of hashing
 /// the key again; see the crate docs for why this is not `jsonwebtoken::crypto::verify`.
 /// `Debug` redacts; the HMAC states (`hmac`/`sha2` with their `zeroize` feature) and
 /// `jsonwebtoken`'s key bytes are wiped when dropped.
