@@ -6,8 +6,10 @@ use std::fmt::{self, Write as _};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use hmac::{Hmac, KeyInit, Mac};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use latch_models::RefreshToken;
+use sha2::Sha256;
 
 use crate::time::whole_seconds;
 
@@ -15,17 +17,20 @@ use crate::time::whole_seconds;
 /// JSON, keys sorted), base64url without padding.
 pub const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 
-/// An HS256 key, prepared once: `jsonwebtoken`'s [`DecodingKey`] and [`EncodingKey`] for
-/// the key bytes.
+/// An HS256 key, prepared once: the HMAC-SHA256 state keyed with the key bytes (for
+/// verifying) and `jsonwebtoken`'s [`EncodingKey`] (for minting).
 ///
 /// Build one per refresh token (from its `jwt_key`, used as the UTF-8 bytes of the hex
-/// string) and keep it next to the token, so a validation does not copy the key again:
+/// string) and keep it next to the token, so a validation neither copies nor re-keys:
 /// [`crate::UnverifiedToken::verify_with`] takes it, [`crate::UnverifiedToken::verify`]
-/// builds one per call. `Debug` redacts, and `jsonwebtoken` wipes the key bytes when
-/// the keys are dropped.
+/// builds one per call. A verification clones the keyed state (the inner and outer
+/// SHA-256 states after the padded key, a fixed-size value on the stack) instead of hashing
+/// the key again; see the crate docs for why this is not `jsonwebtoken::crypto::verify`.
+/// `Debug` redacts; the HMAC states (`hmac`/`sha2` with their `zeroize` feature) and
+/// `jsonwebtoken`'s key bytes are wiped when dropped.
 #[derive(Clone)]
 pub struct JwtKey {
-    decoding: DecodingKey,
+    verifier: Option<Hmac<Sha256>>,
     encoding: EncodingKey,
     empty: bool,
 }
@@ -35,7 +40,9 @@ impl JwtKey {
     #[must_use]
     pub fn new(key: &[u8]) -> Self {
         Self {
-            decoding: DecodingKey::from_secret(key),
+            // HMAC takes keys of any length (a long one is hashed first), so this is
+            // never `None`; if it were, the key would verify nothing.
+            verifier: <Hmac<Sha256> as KeyInit>::new_from_slice(key).ok(),
             encoding: EncodingKey::from_secret(key),
             empty: key.is_empty(),
         }
@@ -60,12 +67,15 @@ impl JwtKey {
         jsonwebtoken::crypto::sign(message, &self.encoding, Algorithm::HS256).ok()
     }
 
-    /// Whether `signature` (base64url) is this key's HS256 signature of `message`,
-    /// compared in constant time (`jsonwebtoken::crypto::verify`). A signature that is
-    /// not base64url is not.
-    pub(crate) fn verify(&self, message: &[u8], signature: &str) -> bool {
-        jsonwebtoken::crypto::verify(signature, message, &self.decoding, Algorithm::HS256)
-            .unwrap_or(false)
+    /// Whether `signature` is this key's HMAC-SHA256 of `message`, compared in constant
+    /// time (`hmac`'s `verify_slice`). The prepared state is cloned, so nothing is
+    /// allocated and the key is not hashed again.
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8; 32]) -> bool {
+        let Some(mut mac) = self.verifier.clone() else {
+            return false;
+        };
+        mac.update(message);
+        mac.verify_slice(signature).is_ok()
     }
 }
 

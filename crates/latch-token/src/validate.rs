@@ -5,7 +5,8 @@
 //!    claims without trusting them (`jsonwebtoken::decode_header` and
 //!    `jsonwebtoken::dangerous::insecure_decode_claims`);
 //! 2. [`UnverifiedToken::verify_with`] (or [`UnverifiedToken::verify`]) checks the
-//!    signature (`jsonwebtoken::crypto::verify`, constant time) and then the claims with
+//!    signature (HMAC-SHA256 from the key's prepared state, compared in constant time;
+//!    the crate docs say why not `jsonwebtoken::crypto::verify`) and then the claims with
 //!    PyJWT's rules and a 10 s leeway; when no refresh token has that issuer,
 //!    [`UnverifiedToken::reject_unknown_issuer`] does the same work with a dummy key and
 //!    always fails.
@@ -29,8 +30,11 @@
 //!   costs about 0.4 µs, a quarter of a first validation, to learn what the comparison
 //!   of 36 bytes already says; any other header goes through it;
 //! - the reading of the claims as PyJWT's `int()` reads them (floats truncated, integers
-//!   beyond `i64` saturated, booleans and numeric strings refused), from the JSON object
-//!   `jsonwebtoken` decoded.
+//!   beyond `i64` saturated, booleans and numeric strings refused), by `RawClaims`'s own
+//!   `Deserialize`, which `jsonwebtoken::dangerous::insecure_decode_claims` runs on the
+//!   decoded payload: it keeps only what the checks need and builds nothing else (the
+//!   crate docs give the measurement). A unit test holds it to what reading the same
+//!   payload as a `serde_json::Map` gives, errors included.
 //!
 //! Deliberate differences from PyJWT, all stricter and none affecting a token Home
 //! Assistant or latch mints: base64url must be canonical and unpadded (PyJWT skips stray
@@ -38,11 +42,14 @@
 //! segments; the signature must be 32 bytes; `exp`, `iat` and `nbf` must be JSON numbers
 //! (PyJWT's `int()` also takes numeric strings and booleans); any `aud` claim is refused
 //! (PyJWT ignores a falsy one); a null `nbf` is refused (PyJWT raises a `TypeError`);
-//! JSON nesting deeper than 128 is refused.
+//! JSON nesting deeper than 128 is refused, and so is a lone surrogate escape such as
+//! `"\ud800"` in any string (`serde_json` refuses it, `json.loads` reads it).
 //!
-//! A first validation allocates (`jsonwebtoken` decodes into owned buffers and values);
-//! the caller's cache of verified tokens (latch-auth's) is what makes repeat validations
-//! allocation-free.
+//! A first validation allocates twice, both in [`decode`]: `jsonwebtoken`'s buffer for
+//! the decoded payload and the issuer (a third if a payload string has escapes:
+//! `serde_json`'s scratch buffer); verifying with a prepared [`JwtKey`] allocates
+//! nothing (`tests/allocations.rs`). The caller's cache of verified tokens (latch-auth's)
+//! is what makes repeat validations allocation-free.
 
 use std::fmt;
 use std::sync::LazyLock;
@@ -52,6 +59,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::errors::ErrorKind;
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::jwt::{HEADER_B64, JwtKey};
@@ -191,7 +199,7 @@ impl Claims {
 /// Made by [`decode`]; borrows the token string.
 pub struct UnverifiedToken<'a> {
     signing_input: &'a str,
-    signature: &'a str,
+    signature: [u8; 32],
     claims: RawClaims,
 }
 
@@ -239,9 +247,11 @@ pub fn decode(token: &str) -> Result<UnverifiedToken<'_>, ValidationError> {
         return Err(ValidationError::Malformed);
     }
     check_header(token, header_b64)?;
-    check_signature_shape(signature)?;
-    let claims = jsonwebtoken::dangerous::insecure_decode_claims::<Map<String, Value>>(token)
-        .map_err(|e| match e.kind() {
+    let signature = decode_signature(signature)?;
+    let claims =
+        jsonwebtoken::dangerous::insecure_decode_claims::<RawClaims>(token).map_err(|e| match e
+            .kind()
+        {
             ErrorKind::Json(e) if e.classify() == serde_json::error::Category::Data => {
                 ValidationError::PayloadNotObject
             }
@@ -251,7 +261,7 @@ pub fn decode(token: &str) -> Result<UnverifiedToken<'_>, ValidationError> {
     Ok(UnverifiedToken {
         signing_input,
         signature,
-        claims: RawClaims::read(claims),
+        claims,
     })
 }
 
@@ -292,10 +302,15 @@ fn check_header(token: &str, header_b64: &str) -> Result<(), ValidationError> {
 }
 
 /// The signature must be 32 bytes in canonical, unpadded base64url.
-fn check_signature_shape(signature: &str) -> Result<(), ValidationError> {
+fn decode_signature(signature: &str) -> Result<[u8; 32], ValidationError> {
+    // Room for what any 43 characters decode to (32 bytes, 33 if not canonical).
     let mut buf = [0u8; SIGNATURE_B64_LEN];
     match URL_SAFE_NO_PAD.decode_slice(signature, &mut buf) {
-        Ok(32) if signature.len() == SIGNATURE_B64_LEN => Ok(()),
+        Ok(32) if signature.len() == SIGNATURE_B64_LEN => {
+            let mut out = [0u8; 32];
+            out.copy_from_slice(&buf[..32]);
+            Ok(out)
+        }
         _ => Err(ValidationError::MalformedSignature),
     }
 }
@@ -346,7 +361,7 @@ impl UnverifiedToken<'_> {
         expected_iss: &str,
         now: DateTime<Utc>,
     ) -> Result<Claims, ValidationError> {
-        let signature_ok = key.verify(self.signing_input.as_bytes(), self.signature);
+        let signature_ok = key.verify(self.signing_input.as_bytes(), &self.signature);
         if key.is_empty() {
             return Err(ValidationError::EmptyKey);
         }
@@ -367,7 +382,7 @@ impl UnverifiedToken<'_> {
     #[must_use]
     pub fn reject_unknown_issuer(&self, now: DateTime<Utc>) -> ValidationError {
         static DUMMY_KEY: LazyLock<JwtKey> = LazyLock::new(|| JwtKey::new(&[0u8; 128]));
-        let signature_ok = DUMMY_KEY.verify(self.signing_input.as_bytes(), self.signature);
+        let signature_ok = DUMMY_KEY.verify(self.signing_input.as_bytes(), &self.signature);
         let claims = self.claims.check("", now);
         let _ = std::hint::black_box((signature_ok, claims));
         ValidationError::UnknownIssuer
@@ -376,6 +391,12 @@ impl UnverifiedToken<'_> {
 
 // ---------------------------------------------------------------------------------------
 // Claims as read, before any check.
+//
+// `jsonwebtoken::dangerous::insecure_decode_claims` decodes the payload and hands it to
+// `serde_json` with `RawClaims`'s `Deserialize`, which keeps only what the checks need
+// and reads every other value through without building it: the whole payload is still
+// parsed and validated as `serde_json::Value` would parse it (strings checked, nesting
+// capped at 128), and later duplicate keys win, as with Python's `json.loads`.
 
 /// A time claim as found in the payload.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -390,17 +411,12 @@ enum Num {
     Invalid,
 }
 
-impl Num {
-    fn read(value: Option<&Value>) -> Self {
+impl From<Read> for Num {
+    fn from(value: Read) -> Self {
         match value {
-            None => Self::Absent,
-            Some(Value::Null) => Self::Null,
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .or_else(|| n.as_u64().map(|_| i64::MAX))
-                .or_else(|| n.as_f64().and_then(truncate))
-                .map_or(Self::Invalid, Self::Int),
-            Some(_) => Self::Invalid,
+            Read::Null => Self::Null,
+            Read::Number(Some(n)) => Self::Int(n),
+            Read::Number(None) | Read::String(_) | Read::Other => Self::Invalid,
         }
     }
 }
@@ -421,6 +437,15 @@ enum Iss {
     String(String),
 }
 
+impl From<Read> for Iss {
+    fn from(value: Read) -> Self {
+        match value {
+            Read::String(Some(s)) => Self::String(s),
+            Read::String(None) | Read::Null | Read::Number(_) | Read::Other => Self::NotString,
+        }
+    }
+}
+
 #[derive(Debug, Default, PartialEq, Eq)]
 struct RawClaims {
     exp: Num,
@@ -432,25 +457,150 @@ struct RawClaims {
     jti_invalid: bool,
 }
 
-impl RawClaims {
-    /// What the checks need from the payload object (later duplicate keys have already
-    /// won, as with Python's `json.loads`).
-    fn read(mut claims: Map<String, Value>) -> Self {
-        let not_string = |key: &str| claims.get(key).is_some_and(|v| !v.is_string());
-        let (sub_invalid, jti_invalid) = (not_string("sub"), not_string("jti"));
-        Self {
-            exp: Num::read(claims.get("exp")),
-            iat: Num::read(claims.get("iat")),
-            nbf: Num::read(claims.get("nbf")),
-            iss: match claims.remove("iss") {
-                None => Iss::Absent,
-                Some(Value::String(s)) => Iss::String(s),
-                Some(_) => Iss::NotString,
-            },
-            aud: claims.contains_key("aud"),
-            sub_invalid,
-            jti_invalid,
+/// A payload key: one of the claims [`RawClaims`] keeps, or any other.
+enum Field {
+    Exp,
+    Iat,
+    Nbf,
+    Iss,
+    Aud,
+    Sub,
+    Jti,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl Visitor<'_> for FieldVisitor {
+            type Value = Field;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a claim name")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Field, E> {
+                Ok(match key {
+                    "exp" => Field::Exp,
+                    "iat" => Field::Iat,
+                    "nbf" => Field::Nbf,
+                    "iss" => Field::Iss,
+                    "aud" => Field::Aud,
+                    "sub" => Field::Sub,
+                    "jti" => Field::Jti,
+                    _ => Field::Other,
+                })
+            }
         }
+        deserializer.deserialize_identifier(FieldVisitor)
+    }
+}
+
+/// A JSON value as far as the claim checks care.
+#[derive(Debug, PartialEq, Eq)]
+enum Read {
+    Null,
+    /// A number as Python's `int()` reads it; `None` if infinite.
+    Number(Option<i64>),
+    /// A string, kept only when [`ReadValue::keep_string`] asked for it.
+    String(Option<String>),
+    /// A boolean, an array or an object (read through, not kept).
+    Other,
+}
+
+/// Reads one JSON value into a [`Read`] with `deserialize_any`, as `serde_json::Value`
+/// would read it, without building arrays or objects.
+#[derive(Clone, Copy)]
+struct ReadValue {
+    keep_string: bool,
+}
+
+impl ReadValue {
+    const SKIP: Self = Self { keep_string: false };
+    const KEEP: Self = Self { keep_string: true };
+}
+
+impl<'de> DeserializeSeed<'de> for ReadValue {
+    type Value = Read;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Read, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ReadValue {
+    type Value = Read;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Read, E> {
+        Ok(Read::Null)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Read, E> {
+        Ok(Read::Other)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Read, E> {
+        Ok(Read::Number(Some(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Read, E> {
+        Ok(Read::Number(Some(i64::try_from(v).unwrap_or(i64::MAX))))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Read, E> {
+        Ok(Read::Number(truncate(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Read, E> {
+        Ok(Read::String(self.keep_string.then(|| v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Read, E> {
+        Ok(Read::String(self.keep_string.then_some(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Read, A::Error> {
+        while seq.next_element_seed(Self::SKIP)?.is_some() {}
+        Ok(Read::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Read, A::Error> {
+        while map.next_key_seed(Self::SKIP)?.is_some() {
+            map.next_value_seed(Self::SKIP)?;
+        }
+        Ok(Read::Other)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawClaims {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ClaimsVisitor;
+        impl<'de> Visitor<'de> for ClaimsVisitor {
+            type Value = RawClaims;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawClaims, A::Error> {
+                let mut claims = RawClaims::default();
+                while let Some(field) = map.next_key::<Field>()? {
+                    match field {
+                        Field::Exp => claims.exp = map.next_value_seed(ReadValue::SKIP)?.into(),
+                        Field::Iat => claims.iat = map.next_value_seed(ReadValue::SKIP)?.into(),
+                        Field::Nbf => claims.nbf = map.next_value_seed(ReadValue::SKIP)?.into(),
+                        Field::Iss => claims.iss = map.next_value_seed(ReadValue::KEEP)?.into(),
+                        Field::Aud => {
+                            map.next_value_seed(ReadValue::SKIP)?;
+                            claims.aud = true;
+                        }
+                        Field::Sub => {
+                            let value = map.next_value_seed(ReadValue::SKIP)?;
+                            claims.sub_invalid = !matches!(value, Read::String(_));
+                        }
+                        Field::Jti => {
+                            let value = map.next_value_seed(ReadValue::SKIP)?;
+                            claims.jti_invalid = !matches!(value, Read::String(_));
+                        }
+                        Field::Other => {
+                            map.next_value_seed(ReadValue::SKIP)?;
+                        }
+                    }
+                }
+                Ok(claims)
+            }
+        }
+        deserializer.deserialize_map(ClaimsVisitor)
     }
 }
 
@@ -522,42 +672,188 @@ impl RawClaims {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
+    fn claims(json: &str) -> RawClaims {
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"))
+    }
+
     fn num(json: &str) -> Num {
-        Num::read(Some(&serde_json::from_str(json).unwrap_or(Value::Null)))
+        claims(&format!(r#"{{"exp":{json}}}"#)).exp
     }
 
     #[test]
     fn numbers_are_read_as_pythons_int_reads_them() {
-        assert_eq!(Num::read(None), Num::Absent);
+        assert_eq!(claims("{}").exp, Num::Absent);
         assert_eq!(num("null"), Num::Null);
         assert_eq!(num("-5"), Num::Int(-5));
         assert_eq!(num("1.99"), Num::Int(1));
         assert_eq!(num("-1.99"), Num::Int(-1));
         assert_eq!(num("1e3"), Num::Int(1000));
         assert_eq!(num("18446744073709551615"), Num::Int(i64::MAX));
+        assert_eq!(num("184467440737095516150"), Num::Int(i64::MAX));
         assert_eq!(num("1e300"), Num::Int(i64::MAX));
         assert_eq!(num("-1e300"), Num::Int(i64::MIN));
-        for invalid in ["true", "\"5\"", "[5]", "{}"] {
+        for invalid in ["true", "\"5\"", "[5]", "{}", r#"{"a":[1,{"b":null}]}"#] {
             assert_eq!(num(invalid), Num::Invalid, "{invalid}");
         }
     }
 
     #[test]
     fn claims_keep_what_the_checks_need() {
-        let map: Map<String, Value> = serde_json::from_str(
-            r#"{"iss":"a","iss":"b","exp":2,"aud":null,"sub":1,"jti":"j","x":[1]}"#,
-        )
-        .unwrap_or_default();
-        let c = RawClaims::read(map);
+        let c = claims(r#"{"iss":"a","iss":"b","exp":2,"aud":null,"sub":1,"jti":"j","x":[1]}"#);
         assert_eq!(c.iss, Iss::String("b".into()));
         assert_eq!(
             (c.exp, c.iat, c.nbf),
             (Num::Int(2), Num::Absent, Num::Absent)
         );
         assert!(c.aud && c.sub_invalid && !c.jti_invalid);
-        let c = RawClaims::read(serde_json::from_str(r#"{"iss":null}"#).unwrap_or_default());
-        assert_eq!(c.iss, Iss::NotString);
+        assert_eq!(claims(r#"{"iss":null}"#).iss, Iss::NotString);
+        assert_eq!(claims(r#"{"iss":["a"]}"#).iss, Iss::NotString);
+        // Escaped keys and values are read as `json.loads` reads them.
+        let c = claims(r#"{"i\u0073s":"a\"\u00e9","s\u0075b":"x","sub":2,"sub":"y"}"#);
+        assert_eq!(c.iss, Iss::String("a\"é".into()));
+        assert!(!c.sub_invalid);
+    }
+
+    #[test]
+    fn everything_in_the_payload_is_parsed() {
+        // Values the checks do not keep are still read through, so a payload that is
+        // not JSON is refused wherever the fault is.
+        for bad in [
+            r#"{"x":[1,}"#,
+            r#"{"x":{"y":tru}}"#,
+            "{\"x\":\"\u{1}\"}",
+            r#"{"x":"\ud800"}"#,
+            r#"{"x":1e400}"#,
+            r#"{"x":1} x"#,
+        ] {
+            assert!(serde_json::from_str::<RawClaims>(bad).is_err(), "{bad}");
+        }
+        let deep = format!(r#"{{"x":{}{}}}"#, "[".repeat(200), "]".repeat(200));
+        assert!(serde_json::from_str::<RawClaims>(&deep).is_err());
+        assert!(serde_json::from_slice::<RawClaims>(b"{\"x\":\"\xff\"}").is_err());
+    }
+
+    /// How the claims were read before `RawClaims` had its own `Deserialize`: from the
+    /// `serde_json::Value` object. The property test below holds the two to the same
+    /// results, errors included.
+    fn read_through_value(payload: &[u8]) -> Result<RawClaims, serde_json::error::Category> {
+        fn num(value: Option<&Value>) -> Num {
+            match value {
+                None => Num::Absent,
+                Some(Value::Null) => Num::Null,
+                Some(Value::Number(n)) => n
+                    .as_i64()
+                    .or_else(|| n.as_u64().map(|_| i64::MAX))
+                    .or_else(|| n.as_f64().and_then(truncate))
+                    .map_or(Num::Invalid, Num::Int),
+                Some(_) => Num::Invalid,
+            }
+        }
+        let map: Map<String, Value> = serde_json::from_slice(payload).map_err(|e| e.classify())?;
+        let not_string = |key: &str| map.get(key).is_some_and(|v| !v.is_string());
+        Ok(RawClaims {
+            exp: num(map.get("exp")),
+            iat: num(map.get("iat")),
+            nbf: num(map.get("nbf")),
+            iss: match map.get("iss") {
+                None => Iss::Absent,
+                Some(Value::String(s)) => Iss::String(s.clone()),
+                Some(_) => Iss::NotString,
+            },
+            aud: map.contains_key("aud"),
+            sub_invalid: not_string("sub"),
+            jti_invalid: not_string("jti"),
+        })
+    }
+
+    /// JSON-ish text made mostly of claim names, values and structure characters.
+    fn jsonish() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                Just("{".to_owned()),
+                Just("}".to_owned()),
+                Just("[".to_owned()),
+                Just("]".to_owned()),
+                Just(",".to_owned()),
+                Just(":".to_owned()),
+                Just("\"iss\"".to_owned()),
+                Just("\"exp\"".to_owned()),
+                Just("\"iat\"".to_owned()),
+                Just("\"nbf\"".to_owned()),
+                Just("\"aud\"".to_owned()),
+                Just("\"sub\"".to_owned()),
+                Just("\"jti\"".to_owned()),
+                Just("\"\\u0069ss\"".to_owned()),
+                Just("null".to_owned()),
+                Just("true".to_owned()),
+                Just("1e400".to_owned()),
+                Just("18446744073709551616".to_owned()),
+                any::<i64>().prop_map(|n| n.to_string()),
+                any::<u64>().prop_map(|n| n.to_string()),
+                any::<f64>().prop_map(|n| n.to_string()),
+                "\"[^\"]{0,8}\"",
+            ],
+            0..24,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    /// A well-formed claims object with arbitrary claim values (a generated value list
+    /// alone is rarely valid JSON).
+    fn claims_object() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("iss"),
+            Just("exp"),
+            Just("iat"),
+            Just("nbf"),
+            Just("aud"),
+            Just("sub"),
+            Just("jti"),
+            Just("x"),
+        ];
+        let value = prop_oneof![
+            Just("null".to_owned()),
+            Just("false".to_owned()),
+            Just("[1,{\"a\":\"b\"}]".to_owned()),
+            Just("{}".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|n| format!("{n:e}")),
+            any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap_or_default()),
+        ];
+        prop::collection::vec((key, value), 0..10).prop_map(|entries| {
+            let body: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("\"{k}\":{v}"))
+                .collect();
+            format!("{{{}}}", body.join(","))
+        })
+    }
+
+    fn same_as_through_value(payload: &[u8]) -> Result<(), TestCaseError> {
+        let direct = serde_json::from_slice::<RawClaims>(payload).map_err(|e| e.classify());
+        prop_assert_eq!(direct, read_through_value(payload));
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn reads_claims_as_the_value_object_did(payload in jsonish()) {
+            same_as_through_value(payload.as_bytes())?;
+        }
+
+        #[test]
+        fn reads_well_formed_claims_as_the_value_object_did(payload in claims_object()) {
+            same_as_through_value(payload.as_bytes())?;
+        }
+
+        #[test]
+        fn reads_bytes_as_the_value_object_did(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            same_as_through_value(&bytes)?;
+        }
     }
 }
