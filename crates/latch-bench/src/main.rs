@@ -382,8 +382,8 @@ async fn scenario_inproc(plan: Plan, ha_python: Option<&Path>) -> Result<Vec<Row
     .target(Target::ratio_at_least(15.0))
     .note(
         "AuthManager on one thread: 256 tokens in turn through a 1-entry verified-token \
-         cache, so each is decoded and verified (jsonwebtoken, its refresh token's key \
-         prepared) and remembered",
+         cache, so each is decoded (jsonwebtoken's unverified decode into latch-token's \
+         claim reader) and verified (its refresh token's HMAC state prepared) and remembered",
     );
     let mut repeat = Row::new("in-process validate, repeated token", m.repeat, "ops/s")
         .target(Target::ratio_at_least(50.0))
