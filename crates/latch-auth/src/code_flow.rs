@@ -27,7 +27,9 @@ use subtle::ConstantTimeEq as _;
 
 use crate::error::AuthError;
 use crate::events::AuthEvent;
-use crate::flow::{CodeRefusal, Delivery, FlowOutcome, FlowTable, IssuedTokens, Stage, handler_of};
+use crate::flow::{
+    CodeRefusal, Delivery, FlowOutcome, FlowTable, IssuedTokens, Stage, handler_of, make_room,
+};
 use crate::manager::AuthManager;
 
 /// An authorization code is valid for less than this long (Home Assistant's 10 minutes).
@@ -57,17 +59,12 @@ impl CodeStore {
     /// Keeps `entry` under a fresh code for `client_id`; expired codes are dropped first.
     fn insert(&self, client_id: &str, entry: CodeEntry, now: DateTime<Utc>) -> String {
         let mut entries = self.entries.lock();
-        entries.retain(|_, e| now - e.created_at < AUTH_CODE_LIFETIME);
-        while entries.len() >= MAX_CODES {
-            let oldest = entries
-                .iter()
-                .min_by_key(|(_, e)| e.created_at)
-                .map(|(k, _)| k.clone());
-            match oldest {
-                Some(key) => entries.remove(&key),
-                None => break,
-            };
-        }
+        make_room(
+            &mut entries,
+            MAX_CODES,
+            |e| e.created_at,
+            |e| now - e.created_at < AUTH_CODE_LIFETIME,
+        );
         let code = random_hex_id();
         entries.insert((client_id.to_owned(), code.clone()), entry);
         code

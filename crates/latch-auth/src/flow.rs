@@ -228,6 +228,27 @@ pub(crate) struct FlowTable {
     setup: Mutex<HashMap<FlowId, Slot<SetupFlowEntry>>>,
 }
 
+/// Makes room for one more entry in a bounded table of short-lived entries: drops the
+/// ones no longer `live`, then the oldest until fewer than `max` remain.
+pub(crate) fn make_room<K: Clone + Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    max: usize,
+    created_at: impl Fn(&V) -> DateTime<Utc>,
+    live: impl Fn(&V) -> bool,
+) {
+    map.retain(|_, v| live(v));
+    while map.len() >= max {
+        let oldest = map
+            .iter()
+            .min_by_key(|(_, v)| created_at(v))
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => map.remove(&k),
+            None => break,
+        };
+    }
+}
+
 impl FlowTable {
     pub(crate) fn new(ttl: TimeDelta, max: usize) -> Self {
         Self {
@@ -246,17 +267,12 @@ impl FlowTable {
         value: T,
     ) -> (FlowId, Arc<tokio::sync::Mutex<T>>) {
         let mut map = map.lock();
-        map.retain(|_, s| s.created_at + ttl > now);
-        while map.len() >= max {
-            let oldest = map
-                .iter()
-                .min_by_key(|(_, s)| s.created_at)
-                .map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => map.remove(&k),
-                None => break,
-            };
-        }
+        make_room(
+            &mut map,
+            max,
+            |s| s.created_at,
+            |s| s.created_at + ttl > now,
+        );
         let id = FlowId::random();
         let value = Arc::new(tokio::sync::Mutex::new(value));
         map.insert(
