@@ -683,6 +683,8 @@ impl AuthData {
                 self.totp_state.remove(user_id.as_str());
                 StoreFile::LatchTotp
             }
+            // Lockouts live in each host's throttle, not in the data.
+            Change::Lockout { .. } | Change::ClearLockout { .. } => StoreFile::Auth,
         }
     }
 
@@ -1087,6 +1089,15 @@ impl<'a> Overlay<'a> {
                 self.need_user(user_id)?;
             }
             Change::RemoveTotpSecret { .. } | Change::RemoveTotpState { .. } => {}
+            Change::Lockout { key, until } => {
+                if key.is_empty() || key.len() > 1024 {
+                    return Err(ChangeError::InvalidValue(
+                        "a lockout key must be 1 to 1024 bytes".into(),
+                    ));
+                }
+                storable_time("until", Some(until))?;
+            }
+            Change::ClearLockout { .. } => {}
         }
         Ok(())
     }
