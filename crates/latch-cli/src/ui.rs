@@ -535,6 +535,64 @@ mod tests {
     use super::*;
 
     #[test]
+    fn store_rows_show_the_backend_batch_lag_and_contact() {
+        let files = StoreStatus {
+            backend: StoreBackendKind::Files,
+            last_applied: 7,
+            log_head: 7,
+            connected: true,
+            since_contact_ms: None,
+            max_staleness_secs: None,
+            last_error: None,
+        };
+        assert_eq!(
+            store_rows(&files),
+            vec![
+                ("store", "files".to_owned()),
+                ("last applied batch", "7".to_owned())
+            ]
+        );
+        let down = StoreStatus {
+            backend: StoreBackendKind::Postgres,
+            last_applied: 40,
+            log_head: 43,
+            connected: false,
+            since_contact_ms: Some(12_500),
+            max_staleness_secs: Some(30),
+            last_error: Some("the database did not answer within 3s".into()),
+        };
+        let rows = store_rows(&down);
+        assert_eq!(rows[0], ("store", "postgres".to_owned()));
+        assert_eq!(rows[2], ("lag", "3 batches (newest known 43)".to_owned()));
+        assert_eq!(
+            rows[3],
+            (
+                "database",
+                "unreachable (the database did not answer within 3s), last answer 12.5 s ago"
+                    .to_owned()
+            )
+        );
+        assert_eq!(rows[4], ("staleness bound", "30 s".to_owned()));
+        let json = status_json(
+            &DaemonStatus {
+                version: "0.1.0".into(),
+                protocol_version: 1,
+                pid: 1,
+                uptime_secs: 1,
+                home: "/h".into(),
+                onboarded: true,
+                user_count: 1,
+                refresh_token_count: 0,
+            },
+            Some(&down),
+            std::path::Path::new("/s"),
+            std::path::Path::new("/t"),
+        );
+        assert_eq!(json["store"]["lag"], 3);
+        assert_eq!(json["store"]["backend"], "postgres");
+    }
+
+    #[test]
     fn events_render_with_their_kind_and_fields() {
         let event = Event::LoginFailed {
             username: Some("paulus".into()),
