@@ -162,14 +162,15 @@ impl Change {
             | Self::PutRefreshToken(_)
             | Self::RemoveRefreshToken(_)
             | Self::TokenUsage { .. }
-            | Self::SetTokenExpiry { .. } => StoreFile::Auth,
+            | Self::SetTokenExpiry { .. }
+            // No file holds lockouts; the files store never journals them.
+            | Self::Lockout { .. }
+            | Self::ClearLockout { .. } => StoreFile::Auth,
             Self::PutHaUser { .. } | Self::RemoveHaUser { .. } | Self::RenameHaUser { .. } => {
                 StoreFile::HaProvider
             }
             Self::PutTotpSecret { .. } | Self::RemoveTotpSecret { .. } => StoreFile::Totp,
             Self::PutTotpState { .. } | Self::RemoveTotpState { .. } => StoreFile::LatchTotp,
-            // No file holds them; the files store never journals them.
-            Self::Lockout { .. } | Self::ClearLockout { .. } => StoreFile::Auth,
         }
     }
 }

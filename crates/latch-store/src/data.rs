@@ -1088,7 +1088,9 @@ impl<'a> Overlay<'a> {
             Change::PutTotpSecret { user_id, .. } | Change::PutTotpState { user_id, .. } => {
                 self.need_user(user_id)?;
             }
-            Change::RemoveTotpSecret { .. } | Change::RemoveTotpState { .. } => {}
+            Change::RemoveTotpSecret { .. }
+            | Change::RemoveTotpState { .. }
+            | Change::ClearLockout { .. } => {}
             Change::Lockout { key, until } => {
                 if key.is_empty() || key.len() > 1024 {
                     return Err(ChangeError::InvalidValue(
@@ -1097,7 +1099,6 @@ impl<'a> Overlay<'a> {
                 }
                 storable_time("until", Some(until))?;
             }
-            Change::ClearLockout { .. } => {}
         }
         Ok(())
     }

@@ -374,13 +374,10 @@ fn a_frozen_database_fails_writes_fast_and_validation_stops_at_the_staleness_bou
     assert_eq!(status["store"]["connected"], false, "{status:#}");
     assert_eq!(status["store"]["max_staleness_secs"], 8, "{status:#}");
     // ...and past it answers `unavailable`: validation, refresh, permission checks.
-    poll_until(
-        "validation refused past the staleness bound",
-        || match block_on(client.validate_token(&tokens.access)) {
-            Ok(_) => None,
-            Err(e) => Some(assert_eq!(e.code(), Some(ErrorCode::Unavailable), "{e}")),
-        },
-    );
+    let refused = poll_until("validation refused past the staleness bound", || {
+        block_on(client.validate_token(&tokens.access)).err()
+    });
+    assert_eq!(refused.code(), Some(ErrorCode::Unavailable), "{refused}");
     assert_eq!(
         code_of(block_on(client.refresh(
             &tokens.refresh,
