@@ -90,7 +90,7 @@ pub(crate) async fn measure(sizes: Sizes) -> Result<Measured> {
     // machine's cores with PostgreSQL and the other host.
     let mut pg_rate = 0.0_f64;
     let mut files_rate = 0.0_f64;
-    for round in 0..4 {
+    for round in 0_u32..4 {
         for pg in [round.is_multiple_of(2), !round.is_multiple_of(2)] {
             if pg {
                 let (r, _) = socket::pipelined(&b, &token, 4, 64, sizes.validate).await?;
