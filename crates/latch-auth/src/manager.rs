@@ -401,6 +401,28 @@ impl AuthManager {
                         refresh_token_id: id.clone(),
                     }
                 }
+                Effect::LockoutStarted { key, until } => {
+                    let Some(key) = crate::throttle::ThrottleKey::parse(key) else {
+                        tracing::warn!(key, "a lockout from another host names no key");
+                        continue;
+                    };
+                    let now = self.now();
+                    if !self.inner.throttle.lock().impose(key.clone(), *until, now) {
+                        continue;
+                    }
+                    tracing::warn!(%key, %until, "lockout started on another host");
+                    AuthEvent::LockoutStarted { key, until: *until }
+                }
+                Effect::LockoutCleared { key } => {
+                    let Some(key) = crate::throttle::ThrottleKey::parse(key) else {
+                        continue;
+                    };
+                    if !self.inner.throttle.lock().clear(&key) {
+                        continue;
+                    }
+                    tracing::info!(%key, "lockout cleared on another host");
+                    AuthEvent::LockoutCleared { key }
+                }
                 _ => continue,
             };
             self.fire(event);
@@ -916,6 +938,17 @@ impl AuthManager {
             source,
             reason: reason.to_owned(),
         });
+        // Every other host of a shared store refuses the key too (failures are counted
+        // per host; the lockout itself crosses hosts).
+        self.store().share(
+            locked
+                .iter()
+                .map(|(key, until)| Change::Lockout {
+                    key: key.to_string(),
+                    until: *until,
+                })
+                .collect(),
+        );
         for (key, until) in locked {
             tracing::warn!(%key, %until, "lockout started");
             self.fire(AuthEvent::LockoutStarted { key, until });
@@ -1530,6 +1563,9 @@ impl AuthManager {
     pub fn clear_lockout(&self, key: &crate::throttle::ThrottleKey) -> bool {
         let cleared = self.inner.throttle.lock().clear(key);
         if cleared {
+            self.store().share(vec![Change::ClearLockout {
+                key: key.to_string(),
+            }]);
             tracing::info!(%key, "lockout cleared");
             self.fire(AuthEvent::LockoutCleared { key: key.clone() });
         }

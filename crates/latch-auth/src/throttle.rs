@@ -302,6 +302,30 @@ impl Throttle {
         locked
     }
 
+    /// Locks `key` out until `until`, as another host decided (a shared store carries
+    /// lockouts between hosts; failures are counted on each host). A lockout already
+    /// running here that ends later is kept. Returns false if nothing changed.
+    pub fn impose(&mut self, key: ThrottleKey, until: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        let key = match key {
+            ThrottleKey::Username(name) => ThrottleKey::username(&name),
+            ThrottleKey::Source(ip) => ThrottleKey::Source(canonical(ip)),
+        };
+        if until <= now {
+            return false;
+        }
+        if !self.entries.contains_key(&key) {
+            self.make_room(now);
+        }
+        let entry = self.entries.entry(key).or_default();
+        if entry.locked_until.is_some_and(|u| u >= until) {
+            return false;
+        }
+        entry.locked_until = Some(until);
+        entry.failures.clear();
+        entry.last_failure = Some(now);
+        true
+    }
+
     /// Records a successful login: the username's history is forgotten (the source's is
     /// not, so one good account cannot launder a source's failures).
     pub fn record_success(&mut self, username: Option<&str>) {
@@ -459,6 +483,34 @@ mod tests {
             Verdict::Delay(Duration::from_secs(10)),
             "capped at max_delay"
         );
+    }
+
+    #[test]
+    fn an_imposed_lockout_refuses_until_it_ends_and_a_later_one_wins() {
+        let mut t = Throttle::new(ThrottleConfig::default());
+        let now = t0();
+        let until = now + TimeDelta::minutes(15);
+        assert!(t.impose(ThrottleKey::username("  Bob "), until, now));
+        assert!(matches!(
+            t.check(Some("bob"), None, now),
+            Verdict::Refuse { until: u, .. } if u == until
+        ));
+        // An earlier end changes nothing; an end already past is ignored.
+        assert!(!t.impose(
+            ThrottleKey::username("bob"),
+            now + TimeDelta::minutes(1),
+            now
+        ));
+        assert!(!t.impose(ThrottleKey::username("eve"), now, now));
+        assert_eq!(t.check(Some("eve"), None, now), Verdict::Allow);
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert!(t.impose(ThrottleKey::Source(mapped), until, now));
+        assert!(matches!(
+            t.check(None, Some(v4), now),
+            Verdict::Refuse { .. }
+        ));
+        assert_eq!(t.check(Some("bob"), None, until), Verdict::Allow);
     }
 
     #[test]

@@ -45,11 +45,21 @@ impl Daemon {
     /// Starts `latchd` on a fresh empty home with the given bcrypt cost, throttling off
     /// and logs at `warn`. Returns at once: see [`Daemon::wait_ready`].
     pub(crate) fn spawn(bcrypt_cost: u32) -> Result<Self> {
+        Self::spawn_with(bcrypt_cost, |_| Ok(String::new()))
+    }
+
+    /// As [`Daemon::spawn`], with the tables `extra` writes for the home appended to its
+    /// `latch.toml` (a `[store]` on a shared database, say).
+    pub(crate) fn spawn_with(
+        bcrypt_cost: u32,
+        extra: impl FnOnce(&Path) -> Result<String>,
+    ) -> Result<Self> {
         let home = tempfile::Builder::new()
             .prefix("latch-bench-")
             .tempdir()
             .context("cannot create a temp home")?;
-        let (child, spawned_at) = start(home.path(), bcrypt_cost)?;
+        let tables = extra(home.path())?;
+        let (child, spawned_at) = start(home.path(), bcrypt_cost, &tables)?;
         Ok(Self {
             child,
             home,
@@ -62,7 +72,7 @@ impl Daemon {
     /// [`Daemon::wait_ready`].
     pub(crate) fn restart_with_cost(&mut self, bcrypt_cost: u32) -> Result<()> {
         self.stop();
-        let (child, spawned_at) = start(self.home.path(), bcrypt_cost)?;
+        let (child, spawned_at) = start(self.home.path(), bcrypt_cost, "")?;
         self.child = child;
         self.spawned_at = spawned_at;
         Ok(())
@@ -152,11 +162,11 @@ impl Drop for Daemon {
 
 /// Writes `home/latch.toml` (the given bcrypt cost, throttling off, logs at `warn`) and
 /// starts `latchd` on `home`.
-fn start(home: &Path, bcrypt_cost: u32) -> Result<(Child, Instant)> {
+fn start(home: &Path, bcrypt_cost: u32, tables: &str) -> Result<(Child, Instant)> {
     let latchd = latchd_path()?;
     let config = format!(
         "log_level = \"warn\"\n\n[[auth_providers]]\ntype = \"homeassistant\"\n\
-         bcrypt_cost = {bcrypt_cost}\n\n[throttle]\nenabled = false\n"
+         bcrypt_cost = {bcrypt_cost}\n\n[throttle]\nenabled = false\n{tables}"
     );
     std::fs::write(home.join("latch.toml"), config).context("cannot write latch.toml")?;
     let spawned_at = Instant::now();

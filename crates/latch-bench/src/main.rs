@@ -18,7 +18,7 @@
 //! it measures. Without it, the Home Assistant rows say "reference, not measured".
 //!
 //! `--only GROUP[,GROUP…]` runs a subset (`inproc`, `floor`, `socket`, `login-load`,
-//! `store`, `footprint`, `fanout`, `timing`, `http`), e.g. to profile one scenario or re-measure after a
+//! `store`, `footprint`, `fanout`, `timing`, `http`, `multi-host`), e.g. to profile one scenario or re-measure after a
 //! fix; the socket scenarios always run the floor they are compared with.
 //!
 //! Internal modes, used by the bench on itself: `--echo <socket>` and `--echo-async
@@ -32,6 +32,7 @@ mod fanout;
 mod floor;
 mod http;
 mod inproc;
+mod multihost;
 mod report;
 mod socket;
 mod store;
@@ -73,6 +74,8 @@ struct Plan {
     http: Duration,
     /// Keep-alive connections of that load.
     http_connections: usize,
+    /// Revocations timed across two hosts.
+    revocations: usize,
 }
 
 impl Plan {
@@ -107,6 +110,7 @@ impl Plan {
                 timing: 10,
                 http: Duration::from_secs(2),
                 http_connections: 8,
+                revocations: 50,
             }
         } else {
             Self {
@@ -129,13 +133,14 @@ impl Plan {
                 timing: 40,
                 http: Duration::from_secs(5),
                 http_connections: 8,
+                revocations: 200,
             }
         }
     }
 }
 
 /// The scenario groups `--only` accepts.
-const GROUPS: [&str; 9] = [
+const GROUPS: [&str; 10] = [
     "inproc",
     "floor",
     "socket",
@@ -145,10 +150,11 @@ const GROUPS: [&str; 9] = [
     "fanout",
     "timing",
     "http",
+    "multi-host",
 ];
 
 const USAGE: &str = "usage: latch-bench [--quick] [--only GROUP[,GROUP...]] [--ha-python PYTHON]\n\
-                     groups: inproc, floor, socket, login-load, store, footprint, fanout, timing, http";
+                     groups: inproc, floor, socket, login-load, store, footprint, fanout, timing, http, multi-host";
 
 /// `[--quick] [--only a,b] [--ha-python PYTHON]`: the plan, and Home Assistant's
 /// interpreter if given.
@@ -315,6 +321,14 @@ fn run(plan: Plan, ha_python: Option<&Path>) -> Result<()> {
         rows.add(
             "HTTP refresh grant",
             runtime.block_on(scenario_http(plan, ha_python)),
+        );
+    }
+
+    if plan.wants("multi-host") {
+        step("more than one host (PostgreSQL)");
+        rows.add(
+            "more than one host",
+            runtime.block_on(scenario_multi_host(plan)),
         );
     }
 
@@ -793,6 +807,72 @@ async fn scenario_http(plan: Plan, ha_python: Option<&std::path::Path>) -> Resul
         )),
     );
     Ok(rows)
+}
+
+/// Two hosts on one PostgreSQL started for the run (latch-test-postgres).
+async fn scenario_multi_host(plan: Plan) -> Result<Vec<Row>> {
+    let m = multihost::measure(multihost::Sizes {
+        revocations: plan.revocations,
+        writers: plan.writers,
+        writes: plan.writes,
+        users: plan.users,
+        tokens_per_user: plan.tokens_per_user,
+        loads: plan.loads,
+        validate: plan.socket,
+    })
+    .await?;
+    Ok(vec![
+        Row::new(
+            "revocation on host A refused on host B, p50",
+            m.revoke_p50_ms,
+            "ms",
+        )
+        .note(format!(
+            "{} long-lived tokens, each revoked through A while B validates it every 0.2 ms; \
+             from sending the revocation (its commit included) to B's first refusal",
+            m.revocations
+        )),
+        Row::new("  … its p99", m.revoke_p99_ms, "ms").target(Target::figure_at_most(50.0, "ms")),
+        Row::new(
+            format!("durable mutations, {} writers over 2 hosts", m.writers),
+            m.mutations_per_sec,
+            "/s",
+        )
+        .target(Target::figure_at_least(1000.0, "/s"))
+        .note(format!(
+            "set_token_expiry through latch-client, each writer on its own token, half the \
+             writers on each host; {} acknowledged, each committed in PostgreSQL (fsync on)",
+            report::num(u64_f(m.mutations))
+        )),
+        Row::new(
+            format!(
+                "load from PostgreSQL, {} users, {} tokens",
+                report::num(users_f(plan.users)),
+                report::num(users_f(plan.users * plan.tokens_per_user))
+            ),
+            m.load_secs,
+            "s",
+        )
+        .floor("files, same home", m.files_load_secs, "s")
+        .target(Target::figure_at_most(1.0, "s"))
+        .note(format!(
+            "PgBackend::open as latchd runs it (connect, migrate, the newest checkpoint of \
+             {:.1} MB and the rows after it, decode), median of {}, in the bench process; \
+             floor: Store::open of the same home's files once, in the same process",
+            m.checkpoint_mb, m.loads
+        )),
+        Row::new(
+            "socket validate, 64 in flight / 4 conns, postgres host",
+            m.validate_postgres,
+            "ops/s",
+        )
+        .floor("files host", m.validate_files, "ops/s")
+        .target(Target::ratio_at_least(0.95))
+        .note(
+            "the same load on a files-backed latchd in the same run, interleaved four times, \
+             the best of each",
+        ),
+    ])
 }
 
 #[cfg(test)]

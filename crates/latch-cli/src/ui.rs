@@ -10,12 +10,13 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
+use std::time::Duration;
 
 use chrono::SecondsFormat;
 use comfy_table::{ColumnConstraint, ContentArrangement, Table, presets};
 use latch_client::protocol::{
-    CredentialInfo, DaemonStatus, Event, GroupInfo, LockoutInfo, LockoutKey, Timestamp, TokenInfo,
-    UserInfo, UserSummary,
+    CredentialInfo, DaemonStatus, Event, GroupInfo, LockoutInfo, LockoutKey, StoreBackendKind,
+    StoreStatus, Timestamp, TokenInfo, UserInfo, UserSummary,
 };
 use serde_json::{Value, json};
 
@@ -204,12 +205,58 @@ fn opt(s: Option<&str>) -> &str {
     s.unwrap_or("-")
 }
 
+/// The `latch status` rows of the store: its backend, the last batch applied, the lag
+/// and, for a shared database, how long since it last answered.
+pub(crate) fn store_rows(store: &StoreStatus) -> Vec<(&'static str, String)> {
+    let mut rows = vec![("store", store.backend.as_str().to_owned())];
+    rows.push(("last applied batch", store.last_applied.to_string()));
+    if store.backend == StoreBackendKind::Postgres {
+        rows.push((
+            "lag",
+            format!("{} batches (newest known {})", store.lag(), store.log_head),
+        ));
+        let contact = store.since_contact_ms.map_or_else(
+            || "never".to_owned(),
+            |ms| format!("{:.1} s ago", Duration::from_millis(ms).as_secs_f64()),
+        );
+        rows.push((
+            "database",
+            if store.connected {
+                format!("connected, last answer {contact}")
+            } else {
+                format!(
+                    "unreachable ({}), last answer {contact}",
+                    store.last_error.as_deref().unwrap_or("no answer")
+                )
+            },
+        ));
+        if let Some(max) = store.max_staleness_secs {
+            rows.push(("staleness bound", format!("{max} s")));
+        }
+    }
+    rows
+}
+
 pub(crate) fn status_json(
     status: &DaemonStatus,
+    store: Option<&StoreStatus>,
     socket: &std::path::Path,
     token: &std::path::Path,
 ) -> Value {
+    let store = store.map(|s| {
+        json!({
+            "backend": s.backend.as_str(),
+            "last_applied": s.last_applied,
+            "log_head": s.log_head,
+            "lag": s.lag(),
+            "connected": s.connected,
+            "since_contact_ms": s.since_contact_ms,
+            "max_staleness_secs": s.max_staleness_secs,
+            "last_error": s.last_error,
+        })
+    });
     json!({
+        "store": store,
         "running": true,
         "version": status.version,
         "protocol_version": status.protocol_version,
@@ -486,6 +533,64 @@ pub(crate) fn event_text(event: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_rows_show_the_backend_batch_lag_and_contact() {
+        let files = StoreStatus {
+            backend: StoreBackendKind::Files,
+            last_applied: 7,
+            log_head: 7,
+            connected: true,
+            since_contact_ms: None,
+            max_staleness_secs: None,
+            last_error: None,
+        };
+        assert_eq!(
+            store_rows(&files),
+            vec![
+                ("store", "files".to_owned()),
+                ("last applied batch", "7".to_owned())
+            ]
+        );
+        let down = StoreStatus {
+            backend: StoreBackendKind::Postgres,
+            last_applied: 40,
+            log_head: 43,
+            connected: false,
+            since_contact_ms: Some(12_500),
+            max_staleness_secs: Some(30),
+            last_error: Some("the database did not answer within 3s".into()),
+        };
+        let rows = store_rows(&down);
+        assert_eq!(rows[0], ("store", "postgres".to_owned()));
+        assert_eq!(rows[2], ("lag", "3 batches (newest known 43)".to_owned()));
+        assert_eq!(
+            rows[3],
+            (
+                "database",
+                "unreachable (the database did not answer within 3s), last answer 12.5 s ago"
+                    .to_owned()
+            )
+        );
+        assert_eq!(rows[4], ("staleness bound", "30 s".to_owned()));
+        let json = status_json(
+            &DaemonStatus {
+                version: "0.1.0".into(),
+                protocol_version: 1,
+                pid: 1,
+                uptime_secs: 1,
+                home: "/h".into(),
+                onboarded: true,
+                user_count: 1,
+                refresh_token_count: 0,
+            },
+            Some(&down),
+            std::path::Path::new("/s"),
+            std::path::Path::new("/t"),
+        );
+        assert_eq!(json["store"]["lag"], 3);
+        assert_eq!(json["store"]["backend"], "postgres");
+    }
 
     #[test]
     fn events_render_with_their_kind_and_fields() {

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 use latch_protocol::{
     AccessToken, DaemonStatus, FlowState, FormInput, GroupInfo, Handler, LockoutInfo, LockoutKey,
     LongLivedToken, MfaModuleInfo, Page, PermissionKey, ProviderInfo, Request, Response, Sensitive,
-    SetupFlowState, Subject, ThrottleState, TokenInfo, TokenType, UserInfo, ValidatedToken,
+    SetupFlowState, StoreStatus, Subject, ThrottleState, TokenInfo, TokenType, UserInfo,
+    ValidatedToken,
 };
 
 use crate::client::unexpected;
@@ -79,6 +80,15 @@ impl Client {
     /// As [`Client::request`].
     pub async fn status(&self) -> Result<DaemonStatus, ClientError> {
         call!(self, Request::Status, Response::Status(status) => status)
+    }
+
+    /// The store's backend, the last batch applied and the lag behind a shared log.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::request`].
+    pub async fn store_status(&self) -> Result<StoreStatus, ClientError> {
+        call!(self, Request::StoreStatus, Response::StoreStatus(status) => status)
     }
 
     /// The auth providers a person at `ip_address` may log in with.

@@ -513,6 +513,7 @@ pub(crate) fn response_name(response: &Response) -> &'static str {
         Response::LoginProviders(_) => "login_providers",
         Response::HttpFlow(_) => "http_flow",
         Response::Grant(_) => "grant",
+        Response::StoreStatus(_) => "store_status",
     }
 }
 

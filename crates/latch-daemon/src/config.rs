@@ -233,6 +233,11 @@ pub struct StoreConfig {
     /// Deadline of each database call, in milliseconds: a write fails after it when the
     /// database does not answer. Default `3000`.
     pub write_timeout_ms: u64,
+    /// How long a host may go without hearing from the database (`backend =
+    /// "postgres"`) and still answer validations, refreshes and permission checks from
+    /// memory: past it, they answer `unavailable` rather than trust a state that may
+    /// miss a revocation made on another host. Default `30`.
+    pub max_staleness_secs: u64,
 }
 
 impl Default for StoreConfig {
@@ -244,6 +249,7 @@ impl Default for StoreConfig {
             password_file: None,
             host_name: None,
             write_timeout_ms: 3000,
+            max_staleness_secs: 30,
         }
     }
 }
@@ -346,6 +352,7 @@ pub const BOUNDS: &[Bound] = &[
     bound("socket.stall_timeout_secs", 1, 600),
     bound("store.compact_after_bytes", 1024, ONE_GIB),
     bound("store.write_timeout_ms", 100, 60_000),
+    bound("store.max_staleness_secs", 1, 86_400),
     bound("hashing.pool_size", 0, 1024),
     bound("audit.max_bytes", 1024, ONE_GIB),
     bound("audit.keep", 0, 1000),
@@ -417,7 +424,7 @@ impl DaemonConfig {
     }
 
     /// The value of every key in [`BOUNDS`], in its order.
-    fn numeric_values(&self) -> [u64; 20] {
+    fn numeric_values(&self) -> [u64; 21] {
         let t = &self.throttle;
         let s = &self.socket;
         [
@@ -438,6 +445,7 @@ impl DaemonConfig {
             s.stall_timeout_secs,
             self.store.compact_after_bytes,
             self.store.write_timeout_ms,
+            self.store.max_staleness_secs,
             widen(self.hashing.pool_size),
             self.audit.max_bytes,
             widen(self.audit.keep),

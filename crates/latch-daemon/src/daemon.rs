@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::audit::{self, AuditLog};
+use crate::backend::Backend;
 use crate::config::{ConfigSource, DaemonConfig, StoreBackend, StoreConfig};
 use crate::connection::{self, Shared};
 use crate::error::DaemonError;
@@ -191,7 +192,7 @@ pub async fn start(options: DaemonOptions) -> Result<DaemonHandle, DaemonError> 
 
     let server = DaemonServer::bind(server_config(&home, &config)).await?;
 
-    let store = open_store(home.dir(), &config.store).await?;
+    let (store, backend) = open_store(home.dir(), &config.store).await?;
 
     let mut manager_options = ManagerOptions {
         throttle: config.throttle.clone(),
@@ -258,8 +259,9 @@ pub async fn start(options: DaemonOptions) -> Result<DaemonHandle, DaemonError> 
         .await
         .map_err(|e| DaemonError::Task(e.to_string()))?;
     let registry_watch = tokio::spawn(registries::watch(Arc::clone(&registries), stop_rx.clone()));
-    let handler =
-        Handler::new(manager.clone(), home.dir().to_path_buf()).with_registries(registries);
+    let handler = Handler::new(manager.clone(), home.dir().to_path_buf())
+        .with_registries(registries)
+        .with_backend(backend);
     let shared = Arc::new(Shared {
         handler: Arc::new(handler),
         hub,
@@ -454,7 +456,7 @@ async fn wait_for_writers(server: &mut DaemonServer) {
 }
 
 /// Opens the store `[store]` names: the home's files, or the shared PostgreSQL database.
-async fn open_store(home: &Path, config: &StoreConfig) -> Result<Store, DaemonError> {
+async fn open_store(home: &Path, config: &StoreConfig) -> Result<(Store, Backend), DaemonError> {
     match config.backend {
         StoreBackend::Files => {
             let store_options = StoreOptions {
@@ -462,28 +464,45 @@ async fn open_store(home: &Path, config: &StoreConfig) -> Result<Store, DaemonEr
                 ..StoreOptions::default()
             };
             let dir = home.to_path_buf();
-            Ok(
-                tokio::task::spawn_blocking(move || Store::open(dir, store_options))
-                    .await
-                    .map_err(|e| DaemonError::Task(e.to_string()))??,
-            )
+            let store = tokio::task::spawn_blocking(move || Store::open(dir, store_options))
+                .await
+                .map_err(|e| DaemonError::Task(e.to_string()))??;
+            Ok((store, Backend::Files))
         }
         StoreBackend::Postgres => {
-            let url = config.url.clone().unwrap_or_default();
-            let password = db_password(config.password_file.as_deref())?;
-            let host_name = config.host_name.clone().unwrap_or_else(|| {
-                std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .map(|h| h.trim().to_owned())
-                    .unwrap_or_else(|_| "latchd".to_owned())
-            });
-            let mut pg = latch_store_postgres::PgConfig::new(&url, password, &host_name);
-            pg.write_timeout = std::time::Duration::from_millis(config.write_timeout_ms);
+            let pg = pg_config(config)?;
             let backend = latch_store_postgres::PgBackend::open(pg)
                 .await
                 .map_err(|e| DaemonError::SharedStore(e.to_string()))?;
-            Ok(backend.store())
+            Ok((
+                backend.store(),
+                Backend::Postgres {
+                    status: backend.status_handle(),
+                    max_staleness: Duration::from_secs(config.max_staleness_secs),
+                },
+            ))
         }
     }
+}
+
+/// The shared database's settings from `[store]` (the password from its file or the
+/// environment).
+///
+/// # Errors
+/// [`DaemonError::PasswordFile`].
+pub(crate) fn pg_config(
+    config: &StoreConfig,
+) -> Result<latch_store_postgres::PgConfig, DaemonError> {
+    let url = config.url.clone().unwrap_or_default();
+    let password = db_password(config.password_file.as_deref())?;
+    let host_name = config.host_name.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "latchd".to_owned())
+    });
+    let mut pg = latch_store_postgres::PgConfig::new(&url, password, &host_name);
+    pg.write_timeout = Duration::from_millis(config.write_timeout_ms);
+    Ok(pg)
 }
 
 /// The database password: from `password_file` (which must be a regular file of mode

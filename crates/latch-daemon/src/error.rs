@@ -64,6 +64,10 @@ pub enum DaemonError {
     /// The database password file is missing, unreadable or readable by others.
     #[error("the database password file: {0}")]
     PasswordFile(String),
+    /// `latchd import` or `latchd export` cannot move the home (a database that is not
+    /// empty, a directory without data, a configuration without a shared database, …).
+    #[error("{0}")]
+    Moving(String),
 }
 
 /// Exit status of a permanent start-up error: one a restart cannot fix (a bad
@@ -93,7 +97,10 @@ impl DaemonError {
     #[must_use]
     pub fn is_permanent(&self) -> bool {
         match self {
-            Self::Config(_) | Self::HomeAssistantRunning { .. } | Self::PasswordFile(_) => true,
+            Self::Config(_)
+            | Self::HomeAssistantRunning { .. }
+            | Self::PasswordFile(_)
+            | Self::Moving(_) => true,
             Self::Home(e) => home_is_permanent(e),
             Self::Server(e) => server_is_permanent(e),
             Self::Store(e) | Self::Auth(AuthError::Store(e)) => store_is_permanent(e),

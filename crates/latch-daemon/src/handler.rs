@@ -17,9 +17,11 @@ use latch_protocol::{
     MfaModuleInfo, PROTOCOL_VERSION, ProviderInfo, Request, Response, Subject, ValidatedToken,
 };
 use latch_provider::{FlowContext, ProviderError};
+use latch_store::StoreError;
 use latch_token::TokenError;
 use serde_json::{Map, Value};
 
+use crate::backend::Backend;
 use crate::registries::Registries;
 use crate::{convert, http_door, lists};
 
@@ -67,6 +69,7 @@ pub fn error_code(err: &AuthError) -> ErrorCode {
         AuthError::Limit(_) => C::InvalidRequest,
         AuthError::Token(e) => token_error_code(e),
         AuthError::Provider(e) => provider_error_code(e),
+        AuthError::Store(StoreError::Unavailable { .. }) => C::Unavailable,
         AuthError::Store(_) => C::StorageFailed,
         AuthError::Config(_) => C::Internal,
         // A variant added to latch-auth after this table: a bug until it is mapped.
@@ -124,6 +127,8 @@ pub(crate) struct Handler {
     /// Home Assistant's entity and device registries, for `device_ids`/`area_ids` rules.
     registries: Arc<Registries>,
     user_index: lists::UserIndex,
+    /// The store's backend: its status, and the staleness bound of a shared database.
+    backend: Backend,
 }
 
 impl Handler {
@@ -134,7 +139,14 @@ impl Handler {
             started: Instant::now(),
             home,
             user_index: lists::UserIndex::default(),
+            backend: Backend::Files,
         }
+    }
+
+    /// The store's backend (the files unless said otherwise).
+    pub(crate) fn with_backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
     }
 
     /// Permission checks consult these registries.
@@ -169,6 +181,7 @@ impl Handler {
                 | Request::LoginThrottle { .. }
                 | Request::HttpProviders { .. }
                 | Request::RefreshGrant { .. }
+                | Request::StoreStatus
         )
     }
 
@@ -293,12 +306,16 @@ impl Handler {
             Request::ValidateToken {
                 access_token,
                 remote_ip,
-            } => self.validate(access_token.expose(), remote_ip),
+            } => {
+                self.backend.fresh()?;
+                self.validate(access_token.expose(), remote_ip)
+            }
             Request::RefreshToken {
                 refresh_token,
                 client_id,
                 remote_ip,
             } => {
+                self.backend.fresh()?;
                 let token = m
                     .refresh(refresh_token.expose(), client_id.as_deref(), remote_ip)
                     .map_err(|e| err(&e))?;
@@ -571,6 +588,7 @@ impl Handler {
                 entity_id,
                 key,
             } => {
+                self.backend.fresh()?;
                 let key = convert::permission_key(key);
                 let lookup: latch_auth::SharedLookup = self.registries.snapshot();
                 let allowed = match subject {
@@ -660,7 +678,11 @@ impl Handler {
                 refresh_token,
                 client_id,
                 remote_ip,
-            } => http_door::refresh(m, &refresh_token, client_id.as_deref(), remote_ip),
+            } => {
+                self.backend.fresh()?;
+                http_door::refresh(m, &refresh_token, client_id.as_deref(), remote_ip)
+            }
+            Request::StoreStatus => Ok(Response::StoreStatus(self.backend.status(m.store()))),
             Request::Subscribe { .. } | Request::Unsubscribe => Err(ApiError::new(
                 ErrorCode::Internal,
                 "subscriptions are handled by the connection",

@@ -74,6 +74,7 @@
 //! ```
 
 mod audit;
+mod backend;
 mod cleanup;
 pub mod config;
 mod connection;
@@ -86,6 +87,7 @@ pub mod ha;
 pub mod handler;
 mod http_door;
 mod lists;
+pub mod moving;
 pub mod registries;
 mod signals;
 mod wire;

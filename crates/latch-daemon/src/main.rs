@@ -53,6 +53,28 @@ struct Cli {
     /// Print the default configuration, every key documented, and exit.
     #[arg(long)]
     print_default_config: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Moving a home into the shared database and back out (`[store] backend =
+/// "postgres"` names the database; latchd does not serve while it moves).
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Put DIR's users, credentials, tokens, password hashes and TOTP secrets (a latch
+    /// home or a Home Assistant configuration directory, its .storage files) into the
+    /// shared database, which must be empty. Stop latchd and Home Assistant on DIR first.
+    Import {
+        /// The home to import.
+        dir: PathBuf,
+    },
+    /// Write the shared database's state into DIR/.storage as Home Assistant's files
+    /// (auth, auth_provider.homeassistant, auth_module.totp), which must hold no users yet.
+    Export {
+        /// Where to write (created if missing).
+        dir: PathBuf,
+    },
 }
 
 /// `--version`: the crate version and the protocol version.
@@ -92,6 +114,9 @@ fn main() -> ExitCode {
             return ExitCode::from(latch_daemon::EXIT_TRANSIENT);
         }
     };
+    if let Some(command) = cli.command {
+        return runtime.block_on(move_home(&command, &options.config.store));
+    }
     // The signal handlers are installed before the daemon starts, inside the runtime.
     let served = runtime.block_on(async {
         let shutdown = latch_daemon::shutdown_signal();
@@ -103,6 +128,37 @@ fn main() -> ExitCode {
             tracing::error!("{e}");
             fail(&e)
         }
+    }
+}
+
+/// `latchd import DIR` / `latchd export DIR`.
+async fn move_home(command: &Command, store: &latch_daemon::config::StoreConfig) -> ExitCode {
+    let (result, verb, dir) = match command {
+        Command::Import { dir } => (
+            latch_daemon::moving::import_home(store, dir).await,
+            "imported from",
+            dir,
+        ),
+        Command::Export { dir } => (
+            latch_daemon::moving::export_home(store, dir).await,
+            "exported to",
+            dir,
+        ),
+    };
+    match result {
+        Ok(m) => {
+            println!(
+                "{verb} {}: {} users, {} refresh tokens, {} passwords, {} TOTP secrets (batch {})",
+                dir.display(),
+                m.users,
+                m.refresh_tokens,
+                m.passwords,
+                m.totp_secrets,
+                m.batch
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
     }
 }
 

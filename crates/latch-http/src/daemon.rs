@@ -1,6 +1,7 @@
 //! latchd behind latch-http: one `latch-client` connection shared by every request,
 //! reopened on the next call after latchd restarts. A call that cannot reach latchd is
-//! [`Failure::Unavailable`] (answered 503); the first such failure after a success is
+//! [`Failure::Unavailable`] (answered 503), as is latchd's `unavailable` answer (its
+//! shared database silent past the staleness bound); the first such failure after a success is
 //! logged as an error, and the first success after failures as latchd being back.
 
 use std::future::Future;
@@ -60,6 +61,12 @@ impl Daemon {
                 self.mark_reachable();
                 if code == ErrorCode::ShuttingDown {
                     self.mark_unreachable(&message);
+                    return Err(Failure::Unavailable);
+                }
+                // latchd answers, but its shared database is out of reach for longer
+                // than its staleness bound: 503 as well, the client retries later.
+                if code == ErrorCode::Unavailable {
+                    tracing::warn!(message, "latchd cannot answer safely now");
                     return Err(Failure::Unavailable);
                 }
                 Err(Failure::Api { code, message })

@@ -117,6 +117,10 @@ error_codes! {
     /// The answer would not fit in one frame (a listing of everything in a large
     /// store): ask for it a page at a time.
     AnswerTooLarge = 24 => "answer_too_large",
+    /// The daemon cannot answer safely now: its shared database has not been heard from
+    /// for longer than the configured staleness bound (a revocation made on another
+    /// host could be missing), or a write could not reach it. Retry later.
+    Unavailable = 25 => "unavailable",
 }
 
 impl ErrorCode {
@@ -266,6 +270,7 @@ mod tests {
             (ErrorCode::AlreadyOnboarded, 22, "already_onboarded"),
             (ErrorCode::ShuttingDown, 23, "shutting_down"),
             (ErrorCode::AnswerTooLarge, 24, "answer_too_large"),
+            (ErrorCode::Unavailable, 25, "unavailable"),
         ];
         assert_eq!(
             pinned.len(),

@@ -127,7 +127,8 @@ pub use request::{FormInput, Request};
 pub use response::{
     AccessToken, BEARER, CredentialInfo, DaemonStatus, Field, FieldKind, FlowForm, FlowState,
     GroupInfo, IssuedTokens, LockoutInfo, LongLivedToken, MfaModuleInfo, ProviderInfo, Response,
-    SetupFlowState, ThrottleState, TokenInfo, UserInfo, UserSummary, ValidatedToken,
+    SetupFlowState, StoreBackendKind, StoreStatus, ThrottleState, TokenInfo, UserInfo, UserSummary,
+    ValidatedToken,
 };
 pub use sensitive::Sensitive;
 pub use time::Timestamp;

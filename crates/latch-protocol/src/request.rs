@@ -484,11 +484,17 @@ pub enum Request {
         /// The address the refresh comes from.
         remote_ip: Option<IpAddr>,
     },
+
+    // ---- the store ------------------------------------------------------------------
+    /// Which backend keeps the data (the home's files or a shared PostgreSQL), the last
+    /// batch applied here and how far behind the shared log this host is. Answer:
+    /// `StoreStatus`.
+    StoreStatus,
 }
 
 impl Request {
     /// How many variants this version knows; wire numbers `0..VARIANT_COUNT`.
-    pub const VARIANT_COUNT: u32 = 53;
+    pub const VARIANT_COUNT: u32 = 54;
 
     /// The variant's stable `snake_case` name, for logs and metrics.
     #[must_use]
@@ -547,6 +553,7 @@ impl Request {
             Self::HttpLoginAuthorize { .. } => "http_login_authorize",
             Self::ExchangeCode { .. } => "exchange_code",
             Self::RefreshGrant { .. } => "refresh_grant",
+            Self::StoreStatus => "store_status",
         }
     }
 

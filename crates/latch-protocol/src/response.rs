@@ -78,6 +78,8 @@ pub enum Response {
     HttpFlow(HttpFlow),
     /// Answer to `ExchangeCode` and `RefreshGrant`.
     Grant(GrantOutcome),
+    /// Answer to `StoreStatus`.
+    StoreStatus(StoreStatus),
 }
 
 impl Response {
@@ -118,6 +120,53 @@ pub struct DaemonStatus {
     pub user_count: u64,
     /// How many refresh tokens exist.
     pub refresh_token_count: u64,
+}
+
+/// Where latchd keeps its data (answer to `StoreStatus`). **Append-only.**
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoreBackendKind {
+    /// Home Assistant's `.storage` files and the local journal.
+    Files,
+    /// One PostgreSQL database shared by several hosts.
+    Postgres,
+}
+
+impl StoreBackendKind {
+    /// `files` or `postgres`, as `[store] backend` names it.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Files => "files",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// The store's state, as `latch status` shows it (answer to `StoreStatus`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStatus {
+    /// The backend.
+    pub backend: StoreBackendKind,
+    /// The last batch applied here: a journal record (files) or a log row (postgres).
+    pub last_applied: u64,
+    /// The newest log row this host knows of (postgres; `last_applied` for files).
+    pub log_head: u64,
+    /// True while the database answers (always true for files).
+    pub connected: bool,
+    /// Milliseconds since the database last answered (postgres only).
+    pub since_contact_ms: Option<u64>,
+    /// The staleness bound: past it validations answer `unavailable` (postgres only).
+    pub max_staleness_secs: Option<u64>,
+    /// Why the database cannot be reached, while it cannot.
+    pub last_error: Option<String>,
+}
+
+impl StoreStatus {
+    /// How many log rows this host is behind the newest it knows of.
+    #[must_use]
+    pub fn lag(&self) -> u64 {
+        self.log_head.saturating_sub(self.last_applied)
+    }
 }
 
 /// An auth provider a person may log in with.

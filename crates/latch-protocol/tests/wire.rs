@@ -75,6 +75,7 @@ fn request_number(r: &Request) -> u32 {
         Request::HttpLoginAuthorize { .. } => 50,
         Request::ExchangeCode { .. } => 51,
         Request::RefreshGrant { .. } => 52,
+        Request::StoreStatus => 53,
     }
 }
 
@@ -107,10 +108,11 @@ fn response_number(r: &Response) -> u32 {
         Response::LoginProviders(_) => 24,
         Response::HttpFlow(_) => 25,
         Response::Grant(_) => 26,
+        Response::StoreStatus(_) => 27,
     }
 }
 
-const RESPONSE_VARIANTS: u32 = 27;
+const RESPONSE_VARIANTS: u32 = 28;
 
 fn event_number(e: &Event) -> u32 {
     match e {

@@ -10,7 +10,7 @@ use tokio_postgres::{AsyncMessage, Client};
 use zeroize::Zeroizing;
 
 use crate::parking_lot_free::Mutex;
-use crate::{PgConfig, PgError, connect, deadline, tls};
+use crate::{Contact, PgConfig, PgError, connect, deadline, tls};
 
 /// The append lock's advisory key ("latchlog").
 const LOG_LOCK: i64 = 0x6c61_7463_686c_6f67;
@@ -135,6 +135,19 @@ pub(crate) async fn load(client: &Client, config: &PgConfig) -> Result<(AuthData
     }
 }
 
+/// True if the log or the checkpoints hold anything.
+pub(crate) async fn holds_data(client: &Client, config: &PgConfig) -> Result<bool, PgError> {
+    let row = deadline(
+        config.write_timeout,
+        client.query_one(
+            "SELECT EXISTS (SELECT 1 FROM latch_log) OR EXISTS (SELECT 1 FROM latch_checkpoint)",
+            &[],
+        ),
+    )
+    .await??;
+    Ok(row.get(0))
+}
+
 /// Writes `files` as checkpoint 0 of an empty database.
 pub(crate) async fn import(
     client: &mut Client,
@@ -187,6 +200,7 @@ struct Driver {
     listener: Option<Client>,
     side: LogSide,
     status: Arc<Mutex<BackendStatus>>,
+    contact: Arc<Contact>,
     wake: Arc<Notify>,
     pending: Vec<Proposal>,
     usage_at: Option<Instant>,
@@ -204,15 +218,17 @@ pub(crate) async fn start(
     client: Client,
     side: LogSide,
     status: Arc<Mutex<BackendStatus>>,
+    contact: Arc<Contact>,
 ) -> Result<(), PgError> {
     let wake = Arc::new(Notify::new());
+    contact.touch();
     let last_checkpoint = deadline(
         config.write_timeout,
         client.query_one("SELECT coalesce(max(seq), 0) FROM latch_checkpoint", &[]),
     )
     .await??
     .get::<_, i64>(0);
-    let listener = listen(&config, Arc::clone(&wake)).await?;
+    let listener = listen(&config, Arc::clone(&wake), Arc::clone(&status)).await?;
     let driver = Driver {
         next_connect: Instant::now(),
         backoff: Duration::from_millis(100),
@@ -221,6 +237,7 @@ pub(crate) async fn start(
         listener: Some(listener),
         side,
         status,
+        contact,
         wake,
         pending: Vec::new(),
         usage_at: None,
@@ -233,13 +250,24 @@ pub(crate) async fn start(
 }
 
 /// A connection that LISTENs and wakes the driver on every notification.
-async fn listen(config: &PgConfig, wake: Arc<Notify>) -> Result<Client, PgError> {
+async fn listen(
+    config: &PgConfig,
+    wake: Arc<Notify>,
+    status: Arc<Mutex<BackendStatus>>,
+) -> Result<Client, PgError> {
     let pg = config.pg()?;
     let (client, mut connection) = deadline(config.write_timeout, pg.connect(tls()?)).await??;
     tokio::spawn(async move {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                Some(Ok(AsyncMessage::Notification(_))) => wake.notify_one(),
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    // The payload is the new row's number: the head of the log.
+                    if let Ok(seq) = n.payload().parse::<u64>() {
+                        let mut st = status.lock();
+                        st.log_head = st.log_head.max(seq);
+                    }
+                    wake.notify_one();
+                }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
                     tracing::debug!(error = %e, "listener connection ended");
@@ -335,6 +363,7 @@ impl Driver {
     }
 
     fn contact(&self) {
+        self.contact.touch();
         let mut st = self.status.lock();
         st.connected = true;
         st.last_error = None;
@@ -350,7 +379,13 @@ impl Driver {
         match connect(&self.config).await {
             Ok(client) => {
                 self.client = Some(client);
-                self.listener = listen(&self.config, Arc::clone(&self.wake)).await.ok();
+                self.listener = listen(
+                    &self.config,
+                    Arc::clone(&self.wake),
+                    Arc::clone(&self.status),
+                )
+                .await
+                .ok();
                 self.backoff = Duration::from_millis(100);
                 tracing::info!("shared store: reconnected");
                 self.contact();
@@ -397,6 +432,10 @@ impl Driver {
         match rows {
             Ok(rows) => {
                 let more = rows.len() == usize::try_from(CATCH_UP_ROWS).unwrap_or(usize::MAX);
+                if let Some(last) = rows.last().and_then(|r| seq_u64(r.get(0)).ok()) {
+                    let mut st = self.status.lock();
+                    st.log_head = st.log_head.max(last);
+                }
                 if let Err(e) = self.apply_rows(&rows) {
                     tracing::error!(error = %e, "shared store: cannot apply a log row");
                 }

@@ -60,6 +60,36 @@ use zeroize::Zeroizing;
 
 pub use driver::BackendStatus;
 
+/// When the database last answered, readable without a lock (every validation of a
+/// host with a staleness bound reads it).
+#[derive(Debug)]
+pub(crate) struct Contact {
+    base: Instant,
+    /// Milliseconds after `base` of the last answer.
+    at_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Contact {
+    fn new() -> Self {
+        Self {
+            base: Instant::now(),
+            at_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn touch(&self) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.at_ms
+            .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> Duration {
+        let now = self.base.elapsed();
+        let at = Duration::from_millis(self.at_ms.load(std::sync::atomic::Ordering::Relaxed));
+        now.saturating_sub(at)
+    }
+}
+
 /// The shared backend's errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -89,6 +119,11 @@ pub enum PgError {
         "the database already holds latch data (log up to batch {0}); import needs an empty one"
     )]
     NotEmpty(i64),
+    /// Exporting needs a database that holds latch data.
+    #[error(
+        "the database holds no latch data (nothing was imported or written): nothing to export"
+    )]
+    Empty,
     /// The store refused (decoding a checkpoint, ...).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -235,6 +270,7 @@ pub(crate) async fn deadline<T>(limit: Duration, f: impl Future<Output = T>) -> 
 pub struct PgBackend {
     store: Store,
     status: Arc<Mutex<BackendStatus>>,
+    contact: Arc<Contact>,
 }
 
 impl PgBackend {
@@ -251,13 +287,25 @@ impl PgBackend {
         let (data, seq) = driver::load(&client, &config).await?;
         let (store, side) = Store::with_log(data, seq, &StoreOptions::default());
         let status = Arc::new(Mutex::new(BackendStatus::new(seq)));
-        driver::start(config, client, side, Arc::clone(&status)).await?;
+        let contact = Arc::new(Contact::new());
+        driver::start(
+            config,
+            client,
+            side,
+            Arc::clone(&status),
+            Arc::clone(&contact),
+        )
+        .await?;
         tracing::info!(
             seq,
             elapsed_ms = started.elapsed().as_millis(),
             "loaded the shared store"
         );
-        Ok(Self { store, status })
+        Ok(Self {
+            store,
+            status,
+            contact,
+        })
     }
 
     /// The store (every clone shares it).
@@ -275,19 +323,32 @@ impl PgBackend {
     /// A shareable view of the status.
     #[must_use]
     pub fn status_handle(&self) -> StatusHandle {
-        StatusHandle(Arc::clone(&self.status))
+        StatusHandle {
+            status: Arc::clone(&self.status),
+            contact: Arc::clone(&self.contact),
+        }
     }
 }
 
 /// The backend's status, readable from anywhere.
 #[derive(Clone, Debug)]
-pub struct StatusHandle(Arc<Mutex<BackendStatus>>);
+pub struct StatusHandle {
+    status: Arc<Mutex<BackendStatus>>,
+    contact: Arc<Contact>,
+}
 
 impl StatusHandle {
     /// The current status.
     #[must_use]
     pub fn get(&self) -> BackendStatus {
-        self.0.lock().clone()
+        self.status.lock().clone()
+    }
+
+    /// How long since the database last answered this host (a poll, a catch-up, an
+    /// append). Lock-free: cheap enough to check before every validation.
+    #[must_use]
+    pub fn silent_for(&self) -> Duration {
+        self.contact.silent_for()
     }
 }
 
@@ -314,6 +375,19 @@ pub async fn import(config: &PgConfig, data: &AuthData) -> Result<(), PgError> {
 /// [`PgError`]; [`PgError::Store`] if the directory cannot take the files.
 pub async fn export(config: &PgConfig, dir: &Path) -> Result<u64, PgError> {
     let client = connect(config).await?;
+    let held = deadline(
+        config.write_timeout,
+        client.query_one(
+            "SELECT to_regclass('latch_log') IS NOT NULL \
+                AND to_regclass('latch_checkpoint') IS NOT NULL",
+            &[],
+        ),
+    )
+    .await??
+    .get::<_, bool>(0);
+    if !held || !driver::holds_data(&client, config).await? {
+        return Err(PgError::Empty);
+    }
     let (data, seq) = driver::load(&client, config).await?;
     let dir = dir.to_owned();
     tokio::task::spawn_blocking(move || -> Result<(), PgError> {

@@ -26,10 +26,17 @@ const MIGRATIONS: &[&str] = &[
          latch_totp bytea,
          written_at timestamptz NOT NULL DEFAULT now()
      );",
+    // 2: checkpoints stored out of line but uncompressed: a host's start-up reads the
+    // whole checkpoint, and decompressing tens of megabytes cost more than reading them.
+    "ALTER TABLE latch_checkpoint
+         ALTER COLUMN auth SET STORAGE EXTERNAL,
+         ALTER COLUMN provider SET STORAGE EXTERNAL,
+         ALTER COLUMN totp SET STORAGE EXTERNAL,
+         ALTER COLUMN latch_totp SET STORAGE EXTERNAL;",
 ];
 
 /// The schema version this build writes.
-pub(crate) const VERSION: i32 = 1;
+pub(crate) const VERSION: i32 = 2;
 
 /// Brings the schema to [`VERSION`].
 pub(crate) async fn migrate(

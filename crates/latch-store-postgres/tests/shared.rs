@@ -214,3 +214,55 @@ async fn a_home_moves_in_and_back_out_unchanged() {
     );
     assert!(out.path().join(".storage/auth_module.totp").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_lockout_reaches_every_other_host_and_stays_out_of_the_data() {
+    let db = database("lockouts");
+    let a = host(&db, "a").await;
+    let b = host(&db, "b").await;
+    let mut events = b.store().subscribe_applied();
+    let until_time = chrono::DateTime::from_timestamp(4_000_000_000, 0).unwrap();
+    a.store().share(vec![Change::Lockout {
+        key: "username:anne".into(),
+        until: until_time,
+    }]);
+    a.store().share(vec![Change::ClearLockout {
+        key: "username:anne".into(),
+    }]);
+    let first = events.recv().await.unwrap();
+    assert_eq!(
+        first.effects,
+        vec![Effect::LockoutStarted {
+            key: "username:anne".into(),
+            until: until_time,
+        }]
+    );
+    let second = events.recv().await.unwrap();
+    assert_eq!(
+        second.effects,
+        vec![Effect::LockoutCleared {
+            key: "username:anne".into()
+        }]
+    );
+    // Nothing of it is state: both hosts hold what an empty store holds.
+    assert_eq!(a.store().snapshot(), AuthData::new());
+    assert_eq!(b.store().snapshot(), AuthData::new());
+    // A files store keeps no lockouts: sharing one there does nothing.
+    let home = tempfile::tempdir().unwrap();
+    let files = Store::open(home.path(), StoreOptions::default()).unwrap();
+    files.share(vec![Change::ClearLockout { key: "x".into() }]);
+    assert_eq!(files.last_applied(), 0);
+    files.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_refuses_a_database_without_latch_data() {
+    let db = database("nothing");
+    let out = tempfile::tempdir().unwrap();
+    let err = export(&config(&db, "x"), out.path()).await.unwrap_err();
+    assert!(matches!(err, latch_store_postgres::PgError::Empty), "{err}");
+    // Nor does a migrated but empty one export anything.
+    drop(host(&db, "a").await);
+    let err = export(&config(&db, "x"), out.path()).await.unwrap_err();
+    assert!(matches!(err, latch_store_postgres::PgError::Empty), "{err}");
+}

@@ -131,6 +131,21 @@ pub enum Change {
         /// The user.
         user_id: UserId,
     },
+    /// A login lockout started on the host that appends it (a shared log only; see
+    /// [`Store::share`](crate::Store::share)). It holds no state in the store's files:
+    /// every other host applies it to its throttle ([`Effect::LockoutStarted`](crate::Effect)).
+    Lockout {
+        /// The locked key as latch-auth writes it (`username:NAME` or `source:ADDR`).
+        key: String,
+        /// When the lockout ends.
+        #[serde(with = "crate::datetime::serde_iso")]
+        until: DateTime<Utc>,
+    },
+    /// A lockout and failure count was cleared by an operator (a shared log only).
+    ClearLockout {
+        /// The key, as in [`Change::Lockout`].
+        key: String,
+    },
 }
 
 impl Change {
@@ -147,7 +162,10 @@ impl Change {
             | Self::PutRefreshToken(_)
             | Self::RemoveRefreshToken(_)
             | Self::TokenUsage { .. }
-            | Self::SetTokenExpiry { .. } => StoreFile::Auth,
+            | Self::SetTokenExpiry { .. }
+            // No file holds lockouts; the files store never journals them.
+            | Self::Lockout { .. }
+            | Self::ClearLockout { .. } => StoreFile::Auth,
             Self::PutHaUser { .. } | Self::RemoveHaUser { .. } | Self::RenameHaUser { .. } => {
                 StoreFile::HaProvider
             }

@@ -683,6 +683,8 @@ impl AuthData {
                 self.totp_state.remove(user_id.as_str());
                 StoreFile::LatchTotp
             }
+            // Lockouts live in each host's throttle, not in the data.
+            Change::Lockout { .. } | Change::ClearLockout { .. } => StoreFile::Auth,
         }
     }
 
@@ -1086,7 +1088,17 @@ impl<'a> Overlay<'a> {
             Change::PutTotpSecret { user_id, .. } | Change::PutTotpState { user_id, .. } => {
                 self.need_user(user_id)?;
             }
-            Change::RemoveTotpSecret { .. } | Change::RemoveTotpState { .. } => {}
+            Change::RemoveTotpSecret { .. }
+            | Change::RemoveTotpState { .. }
+            | Change::ClearLockout { .. } => {}
+            Change::Lockout { key, until } => {
+                if key.is_empty() || key.len() > 1024 {
+                    return Err(ChangeError::InvalidValue(
+                        "a lockout key must be 1 to 1024 bytes".into(),
+                    ));
+                }
+                storable_time("until", Some(until))?;
+            }
         }
         Ok(())
     }

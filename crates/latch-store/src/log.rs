@@ -92,6 +92,18 @@ pub enum Effect {
         /// The token.
         id: RefreshTokenId,
     },
+    /// Another host locked a username or source out ([`Change::Lockout`]).
+    LockoutStarted {
+        /// The key, `username:NAME` or `source:ADDR`.
+        key: String,
+        /// When it ends.
+        until: chrono::DateTime<chrono::Utc>,
+    },
+    /// Another host cleared a lockout ([`Change::ClearLockout`]).
+    LockoutCleared {
+        /// The key.
+        key: String,
+    },
 }
 
 /// Another host's batch, applied here.
@@ -137,6 +149,11 @@ fn effects_of(data: &AuthData, change: &Change, out: &mut Vec<Effect>) {
                 });
             }
         }
+        Change::Lockout { key, until } => out.push(Effect::LockoutStarted {
+            key: key.clone(),
+            until: *until,
+        }),
+        Change::ClearLockout { key } => out.push(Effect::LockoutCleared { key: key.clone() }),
         _ => {}
     }
 }

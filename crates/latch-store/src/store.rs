@@ -540,6 +540,28 @@ impl Store {
         rx.recv().unwrap_or(Err(StoreError::Closed))
     }
 
+    /// Hands `changes` to the other hosts of a shared log, without waiting for them to be
+    /// appended: what one host decides that every host must apply too but that no file
+    /// keeps ([`Change::Lockout`], [`Change::ClearLockout`]). The files store serves one
+    /// host and keeps no such state: there it does nothing. A change that cannot be
+    /// appended (the database unreachable) is dropped with a warning.
+    pub fn share(&self, changes: Vec<Change>) {
+        let shared = &self.inner.shared;
+        let Some(log) = &shared.log else {
+            return;
+        };
+        if changes.is_empty() || shared.state.read().closed {
+            return;
+        }
+        let proposal = Proposal {
+            plan: Box::new(move |_| Some(changes)),
+            waiter: None,
+        };
+        if log.send(LogRequest::Propose(proposal)).is_err() {
+            tracing::warn!("a lockout could not be shared: the store is closed");
+        }
+    }
+
     /// Validates, applies and queues a batch; false if it was empty.
     fn submit(&self, changes: Vec<Change>, waiter: Waiter) -> Result<bool, StoreError> {
         if changes.is_empty() {

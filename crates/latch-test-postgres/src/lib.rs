@@ -93,6 +93,21 @@ impl Database {
 
 static CLUSTER: OnceLock<Result<Cluster, HarnessError>> = OnceLock::new();
 
+/// A cluster of its own, for a test that stops, freezes or restarts the server: the
+/// other tests of the process keep the shared [`cluster`]. Stopped and removed when
+/// dropped (and by its watcher when the process ends however it ends).
+///
+/// # Errors
+/// [`HarnessError`] with the reason it could not be started.
+pub fn private_cluster(name: &str) -> Result<Cluster, HarnessError> {
+    let clean: String = name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(32)
+        .collect();
+    Cluster::start_in(&format!("{}-{clean}", std::process::id()))
+}
+
 /// The cluster of this test process, started on first use.
 ///
 /// # Errors
@@ -121,6 +136,12 @@ fn is_root() -> bool {
 
 impl Cluster {
     fn start() -> Result<Self, HarnessError> {
+        Self::start_in(&std::process::id().to_string())
+    }
+
+    /// Starts a cluster in `target/latch-pg/<name>`; `name` begins with this process's
+    /// id, so a later run knows whether it is left over.
+    fn start_in(name: &str) -> Result<Self, HarnessError> {
         let bin = std::env::var_os("LATCH_PG_BIN")
             .map_or_else(|| PathBuf::from(DEFAULT_BIN), PathBuf::from);
         if !bin.join("initdb").exists() {
@@ -133,7 +154,7 @@ impl Cluster {
         fs::create_dir_all(&root).map_err(|e| fail(format!("{}: {e}", root.display())))?;
         let as_postgres = is_root();
         let cluster = Self {
-            dir: root.join(std::process::id().to_string()),
+            dir: root.join(name),
             port: free_port()?,
             bin,
             as_postgres,
@@ -180,9 +201,11 @@ impl Cluster {
         };
         for entry in entries.flatten() {
             let path = entry.path();
+            // `<pid>` or `<pid>-<name>`: the process that owns it.
             let alive = entry
                 .file_name()
                 .to_str()
+                .and_then(|n| n.split('-').next())
                 .and_then(|n| n.parse::<u32>().ok())
                 .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
             if alive && path != self.dir {
@@ -361,6 +384,19 @@ impl Cluster {
             .arg("-l")
             .arg(self.dir.join("postgres.log"));
         self.run(cmd, "pg_ctl restart")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Only private clusters are ever dropped (the shared one is a static).
+        let mut stop = self.command("pg_ctl");
+        stop.arg("stop")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate"]);
+        let _ = stop.stdin(Stdio::null()).output();
+        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -19,12 +19,12 @@ use super::{
 const ANNE_PASSWORD: &str = "anne's own password";
 const WRONG_PASSWORD: &str = "a wrong password";
 
-fn ip(text: &str) -> Option<IpAddr> {
+pub(super) fn ip(text: &str) -> Option<IpAddr> {
     Some(text.parse().unwrap())
 }
 
 /// Starts a login flow with the `homeassistant` provider from `source`; returns its id.
-fn start(client: &Client, source: Option<IpAddr>) -> String {
+pub(super) fn start(client: &Client, source: Option<IpAddr>) -> String {
     let state =
         block_on(client.login_start(Handler::new("homeassistant"), CLI_CLIENT_ID, None, source))
             .unwrap();
@@ -35,7 +35,7 @@ fn start(client: &Client, source: Option<IpAddr>) -> String {
 }
 
 /// Answers the current step of a flow.
-fn answer(
+pub(super) fn answer(
     client: &Client,
     flow_id: &str,
     fields: &[(&str, &str)],
@@ -49,7 +49,12 @@ fn answer(
 }
 
 /// A whole password attempt: a fresh flow from `source`, answered once.
-fn attempt(client: &Client, username: &str, password: &str, source: Option<IpAddr>) -> FlowState {
+pub(super) fn attempt(
+    client: &Client,
+    username: &str,
+    password: &str,
+    source: Option<IpAddr>,
+) -> FlowState {
     let flow_id = start(client, source);
     answer(
         client,
@@ -60,7 +65,7 @@ fn attempt(client: &Client, username: &str, password: &str, source: Option<IpAdd
 }
 
 /// A flow state in a few words: `done`, `abort: REASON`, `form STEP: ERROR`.
-fn outcome(state: &FlowState) -> String {
+pub(super) fn outcome(state: &FlowState) -> String {
     match state {
         FlowState::Done { .. } => "done".to_owned(),
         FlowState::Abort { reason, .. } => format!("abort: {reason}"),
@@ -74,8 +79,8 @@ fn outcome(state: &FlowState) -> String {
     }
 }
 
-const INVALID_AUTH: &str = "form init: invalid_auth";
-const LOCKED_OUT: &str = "abort: too_many_attempts";
+pub(super) const INVALID_AUTH: &str = "form init: invalid_auth";
+pub(super) const LOCKED_OUT: &str = "abort: too_many_attempts";
 
 /// `latch lockouts --json`.
 fn lockouts(home: &Home) -> serde_json::Value {

@@ -18,10 +18,12 @@ pub(crate) async fn status(options: ClientOptions, json: bool) -> Outcome {
     let result = async {
         let client = Client::connect_with(options.clone()).await?;
         let status = client.status().await?;
-        Ok::<_, ClientError>((client, status))
+        // A daemon older than `StoreStatus` answers unsupported_request: no store rows.
+        let store = client.store_status().await.ok();
+        Ok::<_, ClientError>((client, (status, store)))
     }
     .await;
-    let (client, status) = match result {
+    let (client, (status, store)) = match result {
         Ok(ok) => ok,
         Err(e) => {
             if json {
@@ -44,6 +46,7 @@ pub(crate) async fn status(options: ClientOptions, json: bool) -> Outcome {
     if json {
         ui::json(&ui::status_json(
             &status,
+            store.as_ref(),
             client.socket_path(),
             client.token_path(),
         ));
@@ -97,6 +100,11 @@ pub(crate) async fn status(options: ClientOptions, json: bool) -> Outcome {
             status.refresh_token_count.to_string(),
         ],
     );
+    if let Some(store) = &store {
+        for (k, v) in ui::store_rows(store) {
+            ui::add_row(&mut t, vec![k.to_owned(), v]);
+        }
+    }
     ui::out(t);
     Ok(())
 }

@@ -9,8 +9,8 @@ use latch_protocol::{
     FieldKind, FlowForm, FlowRefusal, FlowState, GrantOutcome, GrantRefusal, GroupInfo, Handler,
     HttpFlow, HttpFlowStep, InputRejection, IssuedTokens, LockoutInfo, LockoutKey, LoginProviders,
     LongLivedToken, MfaModuleInfo, Page, PermissionKey, ProviderInfo, Request, Response, Sensitive,
-    ServerFrame, SetupFlowState, Subject, ThrottleState, Timestamp, TokenInfo, TokenType, UserInfo,
-    UserSummary, ValidatedToken,
+    ServerFrame, SetupFlowState, StoreBackendKind, StoreStatus, Subject, ThrottleState, Timestamp,
+    TokenInfo, TokenType, UserInfo, UserSummary, ValidatedToken,
 };
 
 /// The marker every sample secret contains.
@@ -245,6 +245,7 @@ pub(crate) fn requests() -> Vec<Request> {
             client_id: None,
             remote_ip: ip6(),
         },
+        Request::StoreStatus,
     ]
 }
 
@@ -520,6 +521,24 @@ pub(crate) fn responses() -> Vec<Response> {
         Response::Grant(GrantOutcome::Refused(GrantRefusal::AccessDenied(s(
             "Not in trusted_networks",
         )))),
+        Response::StoreStatus(StoreStatus {
+            backend: StoreBackendKind::Files,
+            last_applied: 12,
+            log_head: 12,
+            connected: true,
+            since_contact_ms: None,
+            max_staleness_secs: None,
+            last_error: None,
+        }),
+        Response::StoreStatus(StoreStatus {
+            backend: StoreBackendKind::Postgres,
+            last_applied: 1_000_001,
+            log_head: 1_000_004,
+            connected: false,
+            since_contact_ms: Some(31_000),
+            max_staleness_secs: Some(30),
+            last_error: Some(s("the database did not answer within 3s")),
+        }),
     ]
 }
 
