@@ -77,13 +77,12 @@ pub(crate) async fn measure(sizes: Sizes) -> Result<Measured> {
     let b = host(&db, "b").await?;
     let (token, owner) = a.owner_token().await?;
 
-    eprintln!("latch-bench:   revocation on A refused on B");
+    crate::step("  revocation on A refused on B");
     let mut revoke_ms = revocations(&a, &b, &owner, sizes.revocations).await?;
-    eprintln!("latch-bench:   durable mutations over two hosts");
+    crate::step("  durable mutations over two hosts");
     let (mutations, rate) = mutations(&a, &b, &owner, sizes.writers, sizes.writes).await?;
-    eprintln!("latch-bench:   validation, postgres host beside files host");
-    let files = Daemon::spawn(4)?;
-    let mut files = files;
+    crate::step("  validation, postgres host beside files host");
+    let mut files = Daemon::spawn(4)?;
     files.wait_ready().await?;
     let (files_token, _) = files.owner_token().await?;
     // Interleaved, alternating which goes first, the best of each: the two share this
@@ -103,11 +102,11 @@ pub(crate) async fn measure(sizes: Sizes) -> Result<Measured> {
     }
     drop((a, b, files));
 
-    eprintln!(
-        "latch-bench:   load of {} users and {} tokens from PostgreSQL",
+    crate::step(&format!(
+        "  load of {} users and {} tokens from PostgreSQL",
         sizes.users,
         sizes.users * sizes.tokens_per_user
-    );
+    ));
     let (load_secs, checkpoint_mb, files_load_secs) = load(&cluster, sizes).await?;
     Ok(Measured {
         revoke_p50_ms: percentile(&mut revoke_ms, 50.0).context("no revocations")?,
