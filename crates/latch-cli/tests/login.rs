@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{Daemon, LATCH};
 use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+use rustix::termios::{LocalModes, tcgetattr};
 
 /// A delay from the second failure on, a lockout at the third.
 const THROTTLE: &str = "\
@@ -141,6 +142,16 @@ fn on_terminal(daemon: &Daemon, args: &[&str], answers: &[(&str, &str)]) -> (i32
                 Ok(bytes) => shown.push_str(&String::from_utf8_lossy(&bytes)),
                 Err(_) => panic!("no prompt {prompt:?}; the terminal shows:\n{shown}"),
             }
+        }
+        // The prompt is printed before echo is turned off: typing before that would be
+        // echoed by the terminal, not by latch. Wait, as a person would, for the switch.
+        while tcgetattr(&writer)
+            .unwrap()
+            .local_modes
+            .contains(LocalModes::ECHO)
+        {
+            assert!(Instant::now() < deadline, "echo never turned off:\n{shown}");
+            std::thread::sleep(Duration::from_millis(5));
         }
         writer.write_all(answer.as_bytes()).unwrap();
         writer.write_all(b"\r").unwrap();
