@@ -33,6 +33,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 mod answers;
 pub mod config;
 mod daemon;
@@ -46,6 +47,7 @@ mod routes;
 mod server;
 mod state;
 mod tls;
+mod verify;
 
 pub use config::{ConfigError, HttpConfig};
 pub use limits::FLOW_TTL;
