@@ -21,7 +21,8 @@ pub fn target_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(dir);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    std::fs::canonicalize(&dir).unwrap_or(dir)
 }
 
 static DIRS: AtomicU32 = AtomicU32::new(0);
@@ -35,7 +36,8 @@ fn fresh_dir(what: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    dir
+    // Without `..`: chromedriver cannot find chromium's DevToolsActivePort through one.
+    std::fs::canonicalize(&dir).unwrap_or_else(|e| panic!("cannot resolve {}: {e}", dir.display()))
 }
 
 /// A loopback port nothing listens on right now.
@@ -364,7 +366,9 @@ impl Browser {
         Self { child, port, dir }
     }
 
-    /// A new headless chromium session, its window `width` × `height`.
+    /// A new headless chromium session whose viewport is `width` × `height` CSS pixels
+    /// (chromium's device emulation, as a phone: a desktop window cannot be narrower
+    /// than 500 px).
     ///
     /// # Panics
     /// When chromium cannot start.
@@ -384,8 +388,10 @@ impl Browser {
                     "--no-first-run",
                     "--hide-scrollbars",
                     format!("--user-data-dir={}", profile.display()),
-                    format!("--window-size={width},{height}"),
                 ],
+                "mobileEmulation": {
+                    "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0 },
+                },
             }),
         );
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();

@@ -16,6 +16,8 @@ mod events;
 mod files;
 #[path = "e2e/forward_auth.rs"]
 mod forward_auth;
+#[path = "e2e/forward_auth_browser.rs"]
+mod forward_auth_browser;
 #[path = "e2e/home_assistant.rs"]
 mod home_assistant;
 #[path = "e2e/http_app.rs"]
