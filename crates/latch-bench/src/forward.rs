@@ -38,9 +38,9 @@ pub(crate) fn bare_http() -> Result<()> {
             stream.set_nodelay(true)?;
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(|_request| async {
-                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(
-                        Bytes::from_static(b"ok"),
-                    )))
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(
+                        b"ok",
+                    ))))
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -83,11 +83,13 @@ fn hidden(page: &str, name: &str) -> Option<String> {
 pub(crate) async fn session(addr: SocketAddr) -> Result<String> {
     let mut conn = Conn::open(addr).await?;
     let (status, page) = conn
-        .call(Ask::Get {
-            path: "/auth/signin".to_owned(),
-            headers: Vec::new(),
-        }
-        .request(addr)?)
+        .call(
+            Ask::Get {
+                path: "/auth/signin".to_owned(),
+                headers: Vec::new(),
+            }
+            .request(addr)?,
+        )
         .await?;
     let page = String::from_utf8_lossy(&page).into_owned();
     if status != 200 {

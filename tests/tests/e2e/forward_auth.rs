@@ -366,3 +366,14 @@ fn groups_second_factor_deactivation_and_bearer_tokens_through_nginx() {
     let garbage = stateless.get("/files", &[("Authorization", "Bearer nope")]);
     assert_eq!(garbage.status, 302);
 }
+
+#[test]
+fn the_readme_shows_the_tested_nginx_file_verbatim() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let nginx = std::fs::read_to_string(root.join("crates/latch-http/docs/nginx.conf")).unwrap();
+    assert!(
+        readme.contains(&format!("```nginx\n{nginx}```")),
+        "README's nginx block differs from crates/latch-http/docs/nginx.conf"
+    );
+}
