@@ -301,6 +301,7 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    #[allow(clippy::print_stderr)] // A failing test's diagnostics go to the test output.
     fn drop(&mut self) {
         stop(&mut self.child);
         if thread::panicking() {

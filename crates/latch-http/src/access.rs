@@ -158,23 +158,18 @@ fn intersects_at(a: &[u8], b: &[u8], i: usize, j: usize, memo: &mut [Vec<Option<
     }
     let a_star = i < a.len() && a[i] == b'*';
     let b_star = j < b.len() && b[j] == b'*';
-    let result = if i == a.len() && j == b.len() {
-        true
-    } else if a_star && intersects_at(a, b, i + 1, j, memo) {
-        true
-    } else if b_star && intersects_at(a, b, i, j + 1, memo) {
-        true
-    } else if i < a.len() && j < b.len() {
-        if a_star && !b_star {
-            intersects_at(a, b, i, j + 1, memo)
-        } else if b_star && !a_star {
-            intersects_at(a, b, i + 1, j, memo)
-        } else {
-            !a_star && a[i] == b[j] && intersects_at(a, b, i + 1, j + 1, memo)
-        }
-    } else {
-        false
-    };
+    let result = (i == a.len() && j == b.len())
+        || (a_star && intersects_at(a, b, i + 1, j, memo))
+        || (b_star && intersects_at(a, b, i, j + 1, memo))
+        || (i < a.len() && j < b.len() && {
+            if a_star && !b_star {
+                intersects_at(a, b, i, j + 1, memo)
+            } else if b_star && !a_star {
+                intersects_at(a, b, i + 1, j, memo)
+            } else {
+                !a_star && a[i] == b[j] && intersects_at(a, b, i + 1, j + 1, memo)
+            }
+        });
     memo[i][j] = Some(result);
     result
 }

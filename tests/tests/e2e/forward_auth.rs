@@ -131,10 +131,11 @@ fn hidden(page: &str, name: &str) -> String {
 fn submit(browser: &Browser, page: &str, fields: &[(&str, &str)]) -> Page {
     let flow_id = hidden(page, "flow_id");
     let csrf = hidden(page, "csrf");
-    let rd = page
-        .contains(r#"name="rd""#)
-        .then(|| hidden(page, "rd"))
-        .unwrap_or_default();
+    let rd = if page.contains(r#"name="rd""#) {
+        hidden(page, "rd")
+    } else {
+        String::new()
+    };
     let mut form = vec![
         ("flow_id", flow_id.as_str()),
         ("csrf", csrf.as_str()),

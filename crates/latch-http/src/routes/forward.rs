@@ -420,7 +420,7 @@ fn signin_failure(failure: &Failure, rd: Option<&url::Url>) -> Response {
 /// The redirect URI latch-http's own sign-ins name (never visited: the code is
 /// exchanged here).
 fn own_redirect_uri(client_id: &str) -> String {
-    format!("{}signin", client_id)
+    format!("{client_id}signin")
 }
 
 /// `GET /auth/signin`: starts a sign-in and shows its first step.
