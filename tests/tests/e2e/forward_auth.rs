@@ -378,3 +378,31 @@ fn the_readme_shows_the_tested_nginx_file_verbatim() {
         "README's nginx block differs from crates/latch-http/docs/nginx.conf"
     );
 }
+
+#[test]
+fn check_config_names_unreachable_and_overlapping_access_rules() {
+    let home = Home::empty();
+    home.write_config(
+        "[http]\n\
+         [[http.access]]\nhost = \"*.home.example\"\n\
+         [[http.access]]\nhost = \"grafana.*\"\npath = \"/api/*\"\n\
+         [[http.access]]\nhost = \"grafana.home.example\"\npath = \"/admin/*\"\n",
+    );
+    latch_tests::run(home.latch_http(&["--check-config"]), &[])
+        .assert_code(2)
+        .assert_stderr_has("warning: the access rule at line 4 overlaps the rule at line 2")
+        .assert_stderr_has(
+            "error: the access rule at line 7 is unreachable: the rule at line 2 comes first",
+        );
+    // In the other order nothing is shadowed; the partial overlap is only a warning.
+    home.write_config(
+        "[http]\n\
+         [[http.access]]\nhost = \"grafana.home.example\"\npath = \"/admin/*\"\n\
+         [[http.access]]\nhost = \"grafana.*\"\npath = \"/api/*\"\n\
+         [[http.access]]\nhost = \"*.home.example\"\n",
+    );
+    latch_tests::run(home.latch_http(&["--check-config"]), &[])
+        .assert_code(0)
+        .assert_stderr_has("warning: the access rule at line 8 overlaps the rule at line 5")
+        .assert_stdout_has("configuration ok");
+}
