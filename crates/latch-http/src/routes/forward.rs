@@ -880,6 +880,36 @@ mod tests {
         assert_eq!(credential(&headers(&[("cookie", &huge)])), None);
     }
 
+    proptest::proptest! {
+        /// Whatever a client or a proxy puts in the headers is answered, never a panic.
+        #[test]
+        fn any_header_text_is_read_without_panic(
+            url in "\\PC{0,300}",
+            host in "\\PC{0,40}",
+            uri in "\\PC{0,60}",
+            cookie in "\\PC{0,120}",
+            auth in "\\PC{0,120}",
+        ) {
+            let mut map = HeaderMap::new();
+            for (name, value) in [
+                ("x-original-url", &url),
+                ("x-forwarded-host", &host),
+                ("x-forwarded-uri", &uri),
+                ("cookie", &cookie),
+                ("authorization", &auth),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    map.insert(name, v);
+                }
+            }
+            let _ = original(&map);
+            map.remove("x-original-url");
+            let _ = original(&map);
+            let _ = credential(&map);
+            let _ = bare_host(&host);
+        }
+    }
+
     #[test]
     fn domains_match_themselves_and_their_subdomains_only() {
         assert!(within("home.example", "home.example"));
