@@ -24,15 +24,15 @@ use crate::report::percentile;
 /// The original URL every verify asks about.
 const ORIGINAL_URL: &str = "https://app.home.example/dashboard";
 
-/// `--bare-http`: serves `200 ok` to every request on a free loopback port, printing
-/// `listening on ADDR` first. Runs until killed.
-pub(crate) fn bare_http() -> Result<()> {
+/// `--bare-http`: serves `200 ok` to every request on a free loopback port, telling
+/// `bound` its address first. Runs until killed.
+pub(crate) fn bare_http(bound: impl FnOnce(SocketAddr)) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        println!("listening on {}", listener.local_addr()?);
+        bound(listener.local_addr()?);
         loop {
             let (stream, _) = listener.accept().await?;
             stream.set_nodelay(true)?;

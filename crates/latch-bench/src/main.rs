@@ -191,7 +191,7 @@ fn main() -> ExitCode {
         Some("--echo-async") => {
             floor::echo(args.get(1).map_or("", String::as_str), floor::Io::Async)
         }
-        Some("--bare-http") => forward::bare_http(),
+        Some("--bare-http") => forward::bare_http(|addr| println!("listening on {addr}")),
         Some("--store-child") => {
             store::child(args.get(1).map_or("", String::as_str)).map(|line| println!("{line}"))
         }
