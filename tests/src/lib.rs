@@ -15,7 +15,9 @@
 //!
 //! It also carries an RFC 6238 TOTP written from the RFCs ([`totp`]), so tests compute
 //! codes independently of latch's own TOTP module and of the library it uses, and the
-//! raw frames of the handshake ([`raw`]) for tests that play a misbehaving client.
+//! raw frames of the handshake ([`raw`]) for tests that play a misbehaving client, and
+//! the web components of the forward-auth tests ([`web`]: nginx, an upstream app,
+//! chromium through chromedriver).
 //!
 //! # Example
 //!
@@ -36,6 +38,7 @@
 pub mod http;
 pub mod raw;
 pub mod totp;
+pub mod web;
 
 use std::ffi::OsString;
 use std::fmt;

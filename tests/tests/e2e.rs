@@ -14,6 +14,10 @@ mod cli_flows;
 mod events;
 #[path = "e2e/files.rs"]
 mod files;
+#[path = "e2e/forward_auth.rs"]
+mod forward_auth;
+#[path = "e2e/forward_auth_browser.rs"]
+mod forward_auth_browser;
 #[path = "e2e/home_assistant.rs"]
 mod home_assistant;
 #[path = "e2e/http_app.rs"]

@@ -151,13 +151,24 @@ pub(crate) fn spawn_home_assistant(python: &Path) -> Result<(Server, String, Str
     ))
 }
 
+impl Server {
+    /// A server process that has said where it listens.
+    pub(crate) fn from_child(child: Child, addr: SocketAddr) -> Self {
+        Self {
+            child,
+            stdin: None,
+            addr,
+        }
+    }
+}
+
 /// One keep-alive connection.
-struct Conn {
+pub(crate) struct Conn {
     send: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
 }
 
 impl Conn {
-    async fn open(addr: SocketAddr) -> Result<Self> {
+    pub(crate) async fn open(addr: SocketAddr) -> Result<Self> {
         let stream = tokio::net::TcpStream::connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
@@ -170,16 +181,26 @@ impl Conn {
     }
 
     /// Sends a request; the answer's status and body.
-    async fn call(&mut self, request: Request<Full<Bytes>>) -> Result<(u16, Bytes)> {
+    pub(crate) async fn call(&mut self, request: Request<Full<Bytes>>) -> Result<(u16, Bytes)> {
+        let (status, _, body) = self.call_with_headers(request).await?;
+        Ok((status, body))
+    }
+
+    /// Sends a request; the answer's status, headers and body.
+    pub(crate) async fn call_with_headers(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(u16, hyper::HeaderMap, Bytes)> {
         self.send.ready().await?;
         let response = self.send.send_request(request).await?;
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let body = response.into_body().collect().await?.to_bytes();
-        Ok((status, body))
+        Ok((status, headers, body))
     }
 }
 
-fn post(
+pub(crate) fn post(
     addr: SocketAddr,
     path: &str,
     content_type: &str,
@@ -192,7 +213,7 @@ fn post(
         .context("cannot build a request")
 }
 
-fn form(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
         .map(|(k, v)| {
@@ -289,6 +310,13 @@ pub(crate) enum Ask {
     },
     /// `GET /.well-known/oauth-authorization-server`: a static answer, latchd not asked.
     Static,
+    /// `GET path` with these headers.
+    Get {
+        /// The path.
+        path: String,
+        /// The headers, besides `host`.
+        headers: Vec<(String, String)>,
+    },
 }
 
 impl Ask {
@@ -303,7 +331,7 @@ impl Ask {
         }
     }
 
-    fn request(&self, addr: SocketAddr) -> Result<Request<Full<Bytes>>> {
+    pub(crate) fn request(&self, addr: SocketAddr) -> Result<Request<Full<Bytes>>> {
         match self {
             Self::Refresh { body } => post(
                 addr,
@@ -313,6 +341,14 @@ impl Ask {
             ),
             Self::Static => Request::get("/.well-known/oauth-authorization-server")
                 .header("host", addr.to_string())
+                .body(Full::new(Bytes::new()))
+                .context("cannot build a request"),
+            Self::Get { path, headers } => headers
+                .iter()
+                .fold(
+                    Request::get(path.as_str()).header("host", addr.to_string()),
+                    |r, (k, v)| r.header(k.as_str(), v.as_str()),
+                )
                 .body(Full::new(Bytes::new()))
                 .context("cannot build a request"),
         }

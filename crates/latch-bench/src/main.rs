@@ -18,18 +18,20 @@
 //! it measures. Without it, the Home Assistant rows say "reference, not measured".
 //!
 //! `--only GROUP[,GROUP…]` runs a subset (`inproc`, `floor`, `socket`, `login-load`,
-//! `store`, `footprint`, `fanout`, `timing`, `http`, `multi-host`), e.g. to profile one scenario or re-measure after a
+//! `store`, `footprint`, `fanout`, `timing`, `http`, `forward-auth`, `multi-host`), e.g. to profile one scenario or re-measure after a
 //! fix; the socket scenarios always run the floor they are compared with.
 //!
 //! Internal modes, used by the bench on itself: `--echo <socket>` and `--echo-async
-//! <socket>` (the other end of the ping-pong floor, blocking or tokio) and `--store-child <home>` (opens a store in a fresh process and
-//! prints its load time and RSS).
+//! <socket>` (the other end of the ping-pong floor, blocking or tokio), `--store-child <home>` (opens a store in a fresh process and
+//! prints its load time and RSS) and `--bare-http` (a bare hyper server answering 200,
+//! the floor of the forward-auth group).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod daemon;
 mod fanout;
 mod floor;
+mod forward;
 mod http;
 mod inproc;
 mod multihost;
@@ -140,7 +142,7 @@ impl Plan {
 }
 
 /// The scenario groups `--only` accepts.
-const GROUPS: [&str; 10] = [
+const GROUPS: [&str; 11] = [
     "inproc",
     "floor",
     "socket",
@@ -150,6 +152,7 @@ const GROUPS: [&str; 10] = [
     "fanout",
     "timing",
     "http",
+    "forward-auth",
     "multi-host",
 ];
 
@@ -194,6 +197,7 @@ fn main() -> ExitCode {
         Some("--echo-async") => {
             floor::echo(args.get(1).map_or("", String::as_str), floor::Io::Async)
         }
+        Some("--bare-http") => forward::bare_http(|addr| println!("listening on {addr}")),
         Some("--store-child") => {
             store::child(args.get(1).map_or("", String::as_str)).map(|line| println!("{line}"))
         }
@@ -321,6 +325,13 @@ fn run(plan: Plan, ha_python: Option<&Path>) -> Result<()> {
         rows.add(
             "HTTP refresh grant",
             runtime.block_on(scenario_http(plan, ha_python)),
+        );
+    }
+    if plan.wants("forward-auth") {
+        step("forward-auth verify");
+        rows.add(
+            "forward-auth verify",
+            runtime.block_on(scenario_forward_auth(plan)),
         );
     }
 
@@ -873,6 +884,100 @@ async fn scenario_multi_host(plan: Plan) -> Result<Vec<Row>> {
              the best of each",
         ),
     ])
+}
+
+/// Keep-alive connections of the forward-auth load (a proxy's pool to latch-http).
+const FORWARD_AUTH_CONNECTIONS: usize = 64;
+
+async fn scenario_forward_auth(plan: Plan) -> Result<Vec<Row>> {
+    let mut daemon = Daemon::spawn(4)?;
+    daemon.wait_ready().await?;
+    let (bearer, _owner) = daemon.owner_token().await?;
+    // Every signed-in user may pass: the rules' cost is one first-match scan either way.
+    let config = daemon.home().join("latch.toml");
+    let mut text = std::fs::read_to_string(&config)?;
+    text.push_str("\n[http]\ndefault_policy = \"allow\"\n");
+    std::fs::write(&config, text)?;
+    let door = http::spawn_latch_http(&daemon)?;
+    let session = forward::session(door.addr).await?;
+    let bare = forward::spawn_bare_http()?;
+    let conns = FORWARD_AUTH_CONNECTIONS;
+    let pids = [door.pid(), daemon.pid()];
+    let floor = http::load(
+        bare.addr,
+        &http::Ask::Get {
+            path: "/".to_owned(),
+            headers: Vec::new(),
+        },
+        conns,
+        plan.http,
+        &[bare.pid()],
+    )
+    .await?;
+    drop(bare);
+    let cookie = http::load(
+        door.addr,
+        &forward::cookie_ask(&session),
+        conns,
+        plan.http,
+        &pids,
+    )
+    .await?;
+    let token = http::load(
+        door.addr,
+        &forward::verify_ask("authorization", format!("Bearer {bearer}")),
+        conns,
+        plan.http,
+        &pids,
+    )
+    .await?;
+    let client = daemon.client().await?;
+    let trials = if plan.quick { 10 } else { 30 };
+    let revoke = forward::revoke_to_refusal(door.addr, &client, trials).await?;
+    client.disconnect();
+    drop(door);
+    drop(daemon);
+    let mut rows = Vec::new();
+    for (what, load) in [("session cookie", &cookie), ("bearer token", &token)] {
+        rows.push(
+            Row::new(
+                format!("forward-auth verify, {what}, {conns} keep-alive conns"),
+                load.rate,
+                "req/s",
+            )
+            .floor("bare hyper server answering 200", floor.rate, "req/s")
+            .target(Target::ratio_at_least(0.5))
+            .note(format!(
+                "GET /auth/verify as nginx auth_request sends it, answered from the verify \
+                 cache; CPU per request: latch-http {:.1} µs, latchd {:.1} µs, bench client \
+                 {:.1} µs; the bare server's p99 {:.2} ms",
+                load.cpu_us[0],
+                load.cpu_us[1],
+                load.client_us,
+                floor.p99_us / 1e3
+            )),
+        );
+        rows.push(
+            Row::new("  … its p99", load.p99_us / 1e3, "ms")
+                .target(Target::figure_at_most(5.0, "ms"))
+                .note(format!("p50 {:.2} ms", load.p50_us / 1e3)),
+        );
+    }
+    rows.push(
+        Row::new(
+            "forward-auth: revoke → first refused verify, worst",
+            revoke.max_ms,
+            "ms",
+        )
+        .target(Target::figure_at_most(50.0, "ms"))
+        .note(format!(
+            "{} trials, p50 {:.2} ms: from sending the revoke (latch-client, as `latch token \
+             revoke`) to the first verify answered 401, verifying back to back on one warm \
+             connection",
+            revoke.trials, revoke.p50_ms
+        )),
+    );
+    Ok(rows)
 }
 
 #[cfg(test)]

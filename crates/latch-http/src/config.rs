@@ -13,6 +13,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
+use crate::access::{AccessRule, AccessRules, Finding, Policy, lint};
 use crate::forwarded::ProxyRules;
 
 /// The documented default configuration, as `--print-default-config` prints it.
@@ -91,6 +92,22 @@ pub struct HttpConfig {
     pub discovery_timeout_secs: u64,
     /// Bytes of a client's page read at most. Default 10240.
     pub discovery_max_bytes: usize,
+    /// Where browsers reach latch-http's pages (`https://auth.home.example`): the
+    /// sign-in page of forward-auth redirects, and latch-http's own OAuth client id.
+    /// Default: none; the sign-in page is then `/auth/signin` on the protected site's
+    /// own host (the proxy sends `/auth/` there to latch-http).
+    pub public_url: Option<String>,
+    /// The domain the session cookie is set for (`home.example` covers every
+    /// `*.home.example`). Default: none (the cookie is the sign-in page's host's only).
+    pub cookie_domain: Option<String>,
+    /// More domains (and their subdomains) a sign-in may return to, besides the cookie
+    /// domain and the public URL's host.
+    pub return_domains: Vec<String>,
+    /// For a signed-in user no access rule matches: `deny` (default) or `allow`.
+    pub default_policy: Policy,
+    /// `[[http.access]]` rules, first match wins.
+    #[serde(deserialize_with = "spanned_rules")]
+    pub access: Vec<AccessRule>,
 }
 
 impl Default for HttpConfig {
@@ -112,8 +129,49 @@ impl Default for HttpConfig {
             max_login_flows_per_address: 10,
             discovery_timeout_secs: 5,
             discovery_max_bytes: 10_240,
+            public_url: None,
+            cookie_domain: None,
+            return_domains: Vec::new(),
+            default_policy: Policy::Deny,
+            access: Vec::new(),
         }
     }
+}
+
+/// The rules, each with the byte offset of its table in `line` (turned into a line
+/// number by [`HttpConfig::parse`]).
+fn spanned_rules<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<AccessRule>, D::Error> {
+    let items = Vec::<toml::Spanned<AccessRule>>::deserialize(d)?;
+    Ok(items
+        .into_iter()
+        .map(|item| {
+            let offset = item.span().start;
+            let mut rule = item.into_inner();
+            rule.line = offset;
+            rule
+        })
+        .collect())
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// A cookie or return domain: a lower-case host name, without a leading dot.
+fn domain_ok(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain.len() <= 253
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
 }
 
 /// Addresses or networks: `192.168.1.1` is `192.168.1.1/32`.
@@ -155,16 +213,17 @@ impl HttpConfig {
     /// # Errors
     /// [`ConfigError::Parse`] with the line, or [`ConfigError::Invalid`].
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let file: File = toml::from_str(text).map_err(|e| {
-            let line = e.span().map_or(1, |span| {
-                text[..span.start.min(text.len())].matches('\n').count() + 1
-            });
+        let mut file: File = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(1, |span| line_of(text, span.start));
             ConfigError::Parse {
                 path: path.to_owned(),
                 line,
                 message: e.message().to_owned(),
             }
         })?;
+        for rule in &mut file.http.access {
+            rule.line = line_of(text, rule.line);
+        }
         file.http.validate()?;
         Ok(file.http)
     }
@@ -239,6 +298,7 @@ impl HttpConfig {
             1024,
             1 << 20,
         )?;
+        self.validate_forward_auth()?;
         tracing_subscriber::EnvFilter::builder()
             .with_regex(false)
             .parse(&self.log_level)
@@ -247,6 +307,67 @@ impl HttpConfig {
                 reason: format!("{:?} is not a log filter: {e}", self.log_level),
             })?;
         Ok(())
+    }
+
+    /// The forward-auth keys: the public URL, the domains, each access rule.
+    fn validate_forward_auth(&self) -> Result<(), ConfigError> {
+        if let Some(public) = &self.public_url {
+            let ok = url::Url::parse(public).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.origin().ascii_serialization() == public.trim_end_matches('/')
+            });
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key: "public_url",
+                    reason: format!(
+                        "{public:?} is not an origin like https://auth.home.example (no path)"
+                    ),
+                });
+            }
+        }
+        for (key, domain) in self
+            .cookie_domain
+            .iter()
+            .map(|d| ("cookie_domain", d))
+            .chain(self.return_domains.iter().map(|d| ("return_domains", d)))
+        {
+            if !domain_ok(domain) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("{domain:?} is not a lower-case domain name like home.example"),
+                });
+            }
+        }
+        let mut rules = self.access.clone();
+        for rule in &mut rules {
+            rule.check().map_err(|reason| ConfigError::Invalid {
+                key: "access",
+                reason: format!("rule at line {}: {reason}", rule.line),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The access rules, checked (hosts lower-cased).
+    #[must_use]
+    pub fn access_rules(&self) -> AccessRules {
+        let mut rules = self.access.clone();
+        for rule in &mut rules {
+            // validate() has checked them; this only normalises.
+            let _ = rule.check();
+        }
+        AccessRules {
+            rules,
+            default_policy: self.default_policy,
+        }
+    }
+
+    /// What `--check-config` reports about the access rules: unreachable rules (errors)
+    /// and partly overlapping ones (warnings).
+    #[must_use]
+    pub fn access_findings(&self) -> Vec<Finding> {
+        lint(&self.access_rules().rules)
     }
 
     /// The proxy rules.
@@ -355,5 +476,31 @@ mod tests {
                 other => panic!("{text}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn access_rules_keep_their_lines_and_bad_ones_are_named() {
+        let text = "[http]\ndefault_policy = \"allow\"\n\n[[http.access]]\nhost = \"*.home.example\"\n\n[[http.access]]\nhost = \"grafana.home.example\"\npath = \"/admin/*\"\ngroups = [\"system-admin\"]\nsecond_factor = true\n";
+        let config = parse(text).unwrap();
+        assert_eq!(config.default_policy, Policy::Allow);
+        let lines: Vec<usize> = config.access.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![4, 7]);
+        assert_eq!(
+            config.access_findings(),
+            vec![Finding::Unreachable { line: 7, by: 4 }]
+        );
+        let err = parse("[http]\n[[http.access]]\nhost = \"a b\"\n").unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+        for (text, key) in [
+            ("public_url = \"https://auth.example/path\"", "public_url"),
+            ("cookie_domain = \".home.example\"", "cookie_domain"),
+            ("return_domains = [\"Home.Example\"]", "return_domains"),
+        ] {
+            match parse(&format!("[http]\n{text}\n")) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        assert!(parse("[http]\ndefault_policy = \"maybe\"\n").is_err());
     }
 }

@@ -10,13 +10,20 @@
 //! sign-in page of its own. Every answer a client can see from Home Assistant is compared
 //! with Home Assistant's own in `tests/fixtures/` by the end-to-end tests.
 //!
+//! It also puts other web apps behind latch (forward-auth): `GET /auth/verify` answers
+//! nginx `auth_request`, Traefik `forwardAuth` and Caddy `forward_auth` by the access
+//! rules of the configuration ([`access`]), from a browser session (`/auth/signin`,
+//! `/auth/signout`: a refresh token behind an `HttpOnly` cookie) or a bearer token, out of
+//! an in-memory cache that follows latchd's events.
+//!
 //! It holds **no auth logic and no auth data**: it is a `latch-client` tool. latchd runs
 //! the login flows, keeps the authorization codes, mints and revokes the tokens; this
 //! crate turns HTTP into protocol requests and answers back, passing the client's real
 //! address ([`forwarded`]: the TCP peer, or `X-Forwarded-For` from a trusted proxy)
 //! with every login, refresh and validation. What it owns is HTTP: parsing and limits
 //! (body and head size, deadlines, connections, login flows per address), the network
-//! fetch of IndieAuth discovery, TLS, and the page. It must not depend on latch crates
+//! fetch of IndieAuth discovery, TLS, the pages, the access rules and the verify cache
+//! (who a presented credential is, never the credential itself). It must not depend on latch crates
 //! above `latch-client` and `latch-protocol` (and `latch-models`' address rules).
 //!
 //! # Example
@@ -33,6 +40,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 mod answers;
 pub mod config;
 mod daemon;
@@ -46,6 +54,7 @@ mod routes;
 mod server;
 mod state;
 mod tls;
+mod verify;
 
 pub use config::{ConfigError, HttpConfig};
 pub use limits::FLOW_TTL;

@@ -119,6 +119,18 @@ fn load(cli: &Cli) -> anyhow::Result<HttpConfig> {
     }
     if cli.check_config {
         latch_http::check_tls(&config)?;
+        let findings = config.access_findings();
+        for finding in &findings {
+            let level = if finding.is_error() {
+                "error"
+            } else {
+                "warning"
+            };
+            eprintln!("latch-http: {level}: {} ({})", finding, path.display());
+        }
+        if findings.iter().any(latch_http::access::Finding::is_error) {
+            anyhow::bail!("the access rules need fixing");
+        }
         let source = if path.exists() {
             path.display().to_string()
         } else {

@@ -62,6 +62,7 @@ pub struct HttpServer {
     tls: Option<tokio_rustls::TlsAcceptor>,
     app: Router,
     config: HttpConfig,
+    state: AppState,
 }
 
 impl std::fmt::Debug for HttpServer {
@@ -117,8 +118,9 @@ impl HttpServer {
             listener,
             local_addr,
             tls,
-            app: routes::router(state),
+            app: routes::router(state.clone()),
             config,
+            state,
         })
     }
 
@@ -142,8 +144,14 @@ impl HttpServer {
             tls,
             app,
             config,
+            state,
             ..
         } = self;
+        // Forward-auth's cache follows latchd's events while the server runs.
+        let follower = tokio::spawn(crate::verify::follow(
+            std::sync::Arc::clone(&state.verify),
+            state.daemon.client().clone(),
+        ));
         let permits = Arc::new(Semaphore::new(config.max_connections));
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut connections = JoinSet::new();
@@ -191,6 +199,7 @@ impl HttpServer {
             tracing::warn!("requests still running after the grace period were cut off");
             connections.abort_all();
         }
+        follower.abort();
     }
 }
 

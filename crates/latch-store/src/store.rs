@@ -1313,7 +1313,7 @@ impl Writer {
             {
                 match self.queue.remove(at) {
                     Some(Msg::JobCheckpoint(frame, reply)) => {
-                        self.journal_checkpoint(frame, &reply)
+                        self.journal_checkpoint(frame, &reply);
                     }
                     Some(Msg::JobDone(outcome)) => self.job_done(outcome),
                     _ => {}

@@ -38,13 +38,13 @@ use crate::indieauth::{MAX_URL_LEN, parse_url, verify_client_id};
 use crate::state::AppState;
 
 /// The page's stylesheet (the only other thing the page loads).
-const STYLESHEET: &str = include_str!("../../assets/latch.css");
+pub(crate) const STYLESHEET: &str = include_str!("../../assets/latch.css");
 
 /// The longest `state` carried back to the app.
 const MAX_STATE_LEN: usize = 2048;
 
 /// Prefix of a flow field's name in the page's form.
-const FIELD_PREFIX: &str = "f_";
+pub(crate) const FIELD_PREFIX: &str = "f_";
 
 /// An OAuth authorization request: what the app asked for, carried through the steps.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -170,7 +170,7 @@ impl AuthRequest {
 }
 
 /// `provider` as `TYPE` or `TYPE:ID`.
-fn provider_key(h: &Handler) -> String {
+pub(crate) fn provider_key(h: &Handler) -> String {
     match &h.provider_id {
         Some(id) => format!("{}:{id}", h.provider_type),
         None => h.provider_type.clone(),
@@ -179,7 +179,7 @@ fn provider_key(h: &Handler) -> String {
 
 /// How a field is shown.
 #[derive(Debug)]
-enum Widget {
+pub(crate) enum Widget {
     /// A text input.
     Input {
         kind: &'static str,
@@ -191,7 +191,7 @@ enum Widget {
 }
 
 #[derive(Debug)]
-struct FieldView {
+pub(crate) struct FieldView {
     input_name: String,
     label: String,
     hint: Option<&'static str>,
@@ -201,27 +201,28 @@ struct FieldView {
 
 #[derive(Template)]
 #[template(path = "signin.html")]
-struct SignInPage {
-    title: String,
-    intro: Option<String>,
-    client_name: String,
-    error: Option<&'static str>,
-    flow_id: String,
-    carried: Vec<(String, String)>,
-    fields: Vec<FieldView>,
-    submit: &'static str,
-    others: Vec<(String, String)>,
+pub(crate) struct SignInPage {
+    pub(crate) title: String,
+    pub(crate) intro: Option<String>,
+    pub(crate) client_name: String,
+    pub(crate) error: Option<&'static str>,
+    pub(crate) action: &'static str,
+    pub(crate) flow_id: String,
+    pub(crate) carried: Vec<(String, String)>,
+    pub(crate) fields: Vec<FieldView>,
+    pub(crate) submit: &'static str,
+    pub(crate) others: Vec<(String, String)>,
 }
 
 #[derive(Template)]
 #[template(path = "message.html")]
-struct MessagePage<'a> {
-    title: &'a str,
-    text: &'a str,
-    again: Option<String>,
+pub(crate) struct MessagePage<'a> {
+    pub(crate) title: &'a str,
+    pub(crate) text: &'a str,
+    pub(crate) again: Option<String>,
 }
 
-fn field_view(name: &str, kind: &FieldKind, value: Option<&str>) -> FieldView {
+pub(crate) fn field_view(name: &str, kind: &FieldKind, value: Option<&str>) -> FieldView {
     let (label, hint, widget) = match (name, kind) {
         (_, FieldKind::Select(options)) => (
             match name {
@@ -289,7 +290,7 @@ fn field_view(name: &str, kind: &FieldKind, value: Option<&str>) -> FieldView {
 }
 
 /// The sentence for a form's error key.
-fn error_text(key: &str) -> &'static str {
+pub(crate) fn error_text(key: &str) -> &'static str {
     match key {
         "invalid_auth" => "Wrong username or password.",
         "invalid_code" => "That code is not valid. Try the current one, or a recovery code.",
@@ -299,7 +300,7 @@ fn error_text(key: &str) -> &'static str {
 }
 
 /// The sentence for an abort reason.
-fn abort_text(reason: &str) -> &'static str {
+pub(crate) fn abort_text(reason: &str) -> &'static str {
     match reason {
         "not_allowed" => "Signing in this way is not allowed from your network.",
         "login_expired" => "The sign-in took too long.",
@@ -310,10 +311,8 @@ fn abort_text(reason: &str) -> &'static str {
 }
 
 /// Security headers of every page.
-fn with_page_headers(mut response: Response, request: Option<&AuthRequest>) -> Response {
-    let form_action = request
-        .and_then(AuthRequest::redirect_source)
-        .map_or_else(|| "'self'".to_owned(), |s| format!("'self' {s}"));
+pub(crate) fn with_page_headers(mut response: Response, form_target: Option<String>) -> Response {
+    let form_action = form_target.map_or_else(|| "'self'".to_owned(), |s| format!("'self' {s}"));
     let csp = format!(
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
          frame-ancestors 'none'; base-uri 'none'"
@@ -327,7 +326,11 @@ fn with_page_headers(mut response: Response, request: Option<&AuthRequest>) -> R
     response
 }
 
-fn html(status: StatusCode, template: &impl Template, request: Option<&AuthRequest>) -> Response {
+pub(crate) fn html(
+    status: StatusCode,
+    template: &impl Template,
+    form_target: Option<String>,
+) -> Response {
     match template.render() {
         Ok(body) => {
             let mut response = (status, body).into_response();
@@ -335,7 +338,7 @@ fn html(status: StatusCode, template: &impl Template, request: Option<&AuthReque
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
             );
-            with_page_headers(response, request)
+            with_page_headers(response, form_target)
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot render the sign-in page");
@@ -344,7 +347,12 @@ fn html(status: StatusCode, template: &impl Template, request: Option<&AuthReque
     }
 }
 
-fn message(status: StatusCode, title: &str, text: &str, again: Option<String>) -> Response {
+pub(crate) fn message(
+    status: StatusCode,
+    title: &str,
+    text: &str,
+    again: Option<String>,
+) -> Response {
     html(status, &MessagePage { title, text, again }, None)
 }
 
@@ -397,7 +405,7 @@ fn flow_page(
                 let mut response = StatusCode::SEE_OTHER.into_response();
                 if let Ok(location) = HeaderValue::from_str(&url) {
                     response.headers_mut().insert(header::LOCATION, location);
-                    with_page_headers(response, Some(request))
+                    with_page_headers(response, request.redirect_source())
                 } else {
                     answers::internal()
                 }
@@ -455,15 +463,10 @@ fn flow_page(
     }
 }
 
-fn form_page(
-    flow: &HttpFlow,
-    form: &FlowForm,
-    request: &AuthRequest,
-    providers: &[(Handler, String)],
-    username: Option<&str>,
-) -> Response {
+/// A step's title, introduction and button.
+pub(crate) fn step_text(form: &FlowForm) -> (String, Option<String>, &'static str) {
     let placeholder = |name: &str| form.placeholder(name).map(|v| v.expose().to_owned());
-    let (title, intro, submit) = match form.step_id.as_str() {
+    match form.step_id.as_str() {
         "mfa" => (
             "Two-step verification".to_owned(),
             Some(format!(
@@ -478,7 +481,17 @@ fn form_page(
             "Continue",
         ),
         _ => ("Sign in".to_owned(), None, "Sign in"),
-    };
+    }
+}
+
+fn form_page(
+    flow: &HttpFlow,
+    form: &FlowForm,
+    request: &AuthRequest,
+    providers: &[(Handler, String)],
+    username: Option<&str>,
+) -> Response {
+    let (title, intro, submit) = step_text(form);
     let others = if form.step_id == "init" {
         providers
             .iter()
@@ -493,6 +506,7 @@ fn form_page(
         intro,
         client_name: request.client_name(),
         error: form.error("base").map(error_text),
+        action: "/auth/authorize",
         flow_id: flow.flow_id.clone(),
         carried: request.carried(),
         fields: form
@@ -503,17 +517,17 @@ fn form_page(
         submit,
         others,
     };
-    html(StatusCode::OK, &page, Some(request))
+    html(StatusCode::OK, &page, request.redirect_source())
 }
 
-fn query_params(query: Option<&str>) -> HashMap<String, String> {
+pub(crate) fn query_params(query: Option<&str>) -> HashMap<String, String> {
     url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .into_owned()
         .collect()
 }
 
 /// The providers for the address, as `(handler, name)`.
-fn provider_list(providers: &LoginProviders) -> Vec<(Handler, String)> {
+pub(crate) fn provider_list(providers: &LoginProviders) -> Vec<(Handler, String)> {
     providers
         .providers
         .iter()
@@ -736,6 +750,7 @@ mod tests {
             intro: None,
             client_name: "<script>".into(),
             error: None,
+            action: "/auth/authorize",
             flow_id: "f\"><b>".into(),
             carried: vec![("state".into(), "\"><script>alert(1)</script>".into())],
             fields: vec![field_view("username", &FieldKind::Text, Some("<i>"))],

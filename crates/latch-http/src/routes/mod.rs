@@ -1,6 +1,7 @@
 //! The routes, one module per family, and the layers every answer passes through.
 
 pub(crate) mod authorize;
+pub(crate) mod forward;
 pub(crate) mod login_flow;
 pub(crate) mod providers;
 pub(crate) mod token;
@@ -95,6 +96,15 @@ pub(crate) fn router(state: AppState) -> Router {
             get(authorize::page).post(authorize::submit),
         )
         .route("/auth/authorize/latch.css", get(authorize::stylesheet))
+        .route("/auth/verify", get(forward::verify))
+        .route(
+            "/auth/signin",
+            get(forward::signin_page).post(forward::signin_submit),
+        )
+        .route(
+            "/auth/signout",
+            get(forward::signout_page).post(forward::signout),
+        )
         .merge(tokens)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
