@@ -2,14 +2,51 @@
 //! redirect check latchd waits for (IndieAuth, with the network fetch here), and the
 //! per-address flow count, released when an answer ends the flow.
 
-use latch_protocol::{HttpFlow, HttpFlowStep};
+use std::net::IpAddr;
+
+use latch_protocol::{ErrorCode, FormInput, HttpFlow, HttpFlowStep};
 
 use crate::daemon::Failure;
 use crate::indieauth::{RedirectVerdict, check_redirect_uri, page_lists};
 use crate::limits::Reservation;
 use crate::state::AppState;
 
+/// Why a step of a login flow got no answer.
+#[derive(Debug)]
+pub(crate) enum StepFailure {
+    /// latchd does not know the flow (ended or expired); its place in the per-address
+    /// count is freed.
+    Gone,
+    /// Anything else.
+    Failed(Failure),
+}
+
 impl AppState {
+    /// Sends a step's input to latchd from `ip`.
+    pub(crate) async fn continue_flow(
+        &self,
+        flow_id: &str,
+        input: FormInput,
+        ip: IpAddr,
+    ) -> Result<HttpFlow, StepFailure> {
+        let client = self.daemon.client();
+        match self
+            .daemon
+            .call(client.http_login_continue(flow_id, input, Some(ip)))
+            .await
+        {
+            Ok(flow) => Ok(flow),
+            Err(Failure::Api {
+                code: ErrorCode::FlowNotFound,
+                ..
+            }) => {
+                self.flows.release(flow_id);
+                Err(StepFailure::Gone)
+            }
+            Err(e) => Err(StepFailure::Failed(e)),
+        }
+    }
+
     /// Whether `redirect_uri` may receive a code for `client_id`: by the rules, else by
     /// the client's page.
     pub(crate) async fn redirect_allowed(&self, client_id: &str, redirect_uri: &str) -> bool {

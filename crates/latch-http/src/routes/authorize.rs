@@ -33,6 +33,7 @@ use latch_protocol::{
 
 use crate::answers;
 use crate::daemon::Failure;
+use crate::flows::StepFailure;
 use crate::forwarded::ClientAddr;
 use crate::indieauth::{MAX_URL_LEN, parse_url, verify_client_id};
 use crate::state::AppState;
@@ -641,22 +642,9 @@ pub(crate) async fn submit(
         .iter()
         .find(|(k, _)| k == "username")
         .map(|(_, v)| v.expose().to_owned());
-    let answer = state
-        .daemon
-        .call(
-            state
-                .daemon
-                .client()
-                .http_login_continue(&flow_id, input, Some(client.ip)),
-        )
-        .await;
-    let flow = match answer {
+    let flow = match state.continue_flow(&flow_id, input, client.ip).await {
         Ok(flow) => flow,
-        Err(Failure::Api {
-            code: ErrorCode::FlowNotFound,
-            ..
-        }) => {
-            state.flows.release(&flow_id);
+        Err(StepFailure::Gone) => {
             return message(
                 StatusCode::NOT_FOUND,
                 "Sign-in expired",
@@ -664,7 +652,7 @@ pub(crate) async fn submit(
                 Some(request.url(None)),
             );
         }
-        Err(e) => return failure_page(&e, &request),
+        Err(StepFailure::Failed(e)) => return failure_page(&e, &request),
     };
     match state.settle(flow, None).await {
         Ok(flow) => flow_page(&flow, &request, &[], username.as_deref()),

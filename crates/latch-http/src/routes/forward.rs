@@ -38,6 +38,7 @@ use sha2::Sha256;
 use crate::access::{Decision, Subject, bare_host};
 use crate::answers;
 use crate::daemon::Failure;
+use crate::flows::StepFailure;
 use crate::forwarded::ClientAddr;
 use crate::indieauth::MAX_URL_LEN;
 use crate::routes::authorize::{
@@ -545,22 +546,9 @@ pub(crate) async fn signin_submit(
         .iter()
         .find(|(k, _)| k == "username")
         .map(|(_, v)| v.expose().to_owned());
-    let answer = state
-        .daemon
-        .call(
-            state
-                .daemon
-                .client()
-                .http_login_continue(&flow_id, input, Some(client.ip)),
-        )
-        .await;
-    let flow = match answer {
+    let flow = match state.continue_flow(&flow_id, input, client.ip).await {
         Ok(flow) => flow,
-        Err(Failure::Api {
-            code: ErrorCode::FlowNotFound,
-            ..
-        }) => {
-            state.flows.release(&flow_id);
+        Err(StepFailure::Gone) => {
             return message(
                 StatusCode::NOT_FOUND,
                 "Sign-in expired",
@@ -568,7 +556,7 @@ pub(crate) async fn signin_submit(
                 Some(signin_again(rd.as_ref(), None)),
             );
         }
-        Err(e) => return signin_failure(&e, rd.as_ref()),
+        Err(StepFailure::Failed(e)) => return signin_failure(&e, rd.as_ref()),
     };
     let flow = match state.settle(flow, None).await {
         Ok(flow) => flow,

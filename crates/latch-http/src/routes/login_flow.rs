@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::answers;
 use crate::daemon::Failure;
+use crate::flows::StepFailure;
 use crate::forwarded::ClientAddr;
 use crate::ha_json;
 use crate::indieauth::{MAX_URL_LEN, verify_client_id};
@@ -248,25 +249,12 @@ pub(crate) async fn step(
     let Some(input) = form_input(map) else {
         return answers::message(StatusCode::BAD_REQUEST, "User input malformed");
     };
-    let answer = state
-        .daemon
-        .call(
-            state
-                .daemon
-                .client()
-                .http_login_continue(&flow_id, input, Some(client.ip)),
-        )
-        .await;
-    let flow = match answer {
+    let flow = match state.continue_flow(&flow_id, input, client.ip).await {
         Ok(flow) => flow,
-        Err(Failure::Api {
-            code: ErrorCode::FlowNotFound,
-            ..
-        }) => {
-            state.flows.release(&flow_id);
+        Err(StepFailure::Gone) => {
             return invalid_flow();
         }
-        Err(e) => return failure(&e),
+        Err(StepFailure::Failed(e)) => return failure(&e),
     };
     match state.settle(flow, None).await {
         Ok(flow) => flow_answer(&flow),
